@@ -1,0 +1,344 @@
+"""NetworkSpec: the one object that carries a network between Brian2 and PyTorch.
+
+A spec holds populations (a model card, a size and per-neuron parameter values),
+input populations (spike times), projections (weights and optional delays) and the
+time step ``dt``. All numbers are SI floats; the card says which unit each one has.
+A spec is saved as one ``.npz`` file with a format version; saving is atomic.
+
+>>> from brian2 import ms, nA
+>>> spec = NetworkSpec(dt=0.1e-3, seed=1)
+>>> spec.add_input("in", 20, indices=[0, 5], times=[1e-3, 2e-3])
+>>> pop = spec.add_population("exc", "lif", 100)
+>>> bool(15 < pop.params["tau_m"].mean() * 1e3 < 25)   # gamma-distributed around 20 ms
+True
+>>> proj = spec.connect("in", "exc", p=0.2, weight=0.5 * nA)
+>>> proj.weights.shape == proj.i.shape
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from brian2 import Quantity
+
+from neurocode.errors import NetworkSpecError
+from neurocode.heterogeneity import Distribution
+from neurocode.models import ModelCard, card_from_string, load_card
+from neurocode.units import dimension_name, parse_quantity
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Population:
+    """Neurons sharing one model card; ``params`` maps each card parameter to SI values (size,)."""
+
+    name: str
+    card: ModelCard
+    size: int
+    params: dict
+
+    def __post_init__(self):
+        missing = set(self.card.defaults) - set(self.params)
+        extra = set(self.params) - set(self.card.defaults)
+        if missing or extra:
+            raise NetworkSpecError(
+                f"population '{self.name}': parameters must match card '{self.card.name}' "
+                f"(missing {sorted(missing)}, unknown {sorted(extra)})")
+        for key, value in self.params.items():
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != (self.size,):
+                raise NetworkSpecError(f"population '{self.name}': parameter '{key}' has shape "
+                                       f"{value.shape}, expected ({self.size},)")
+            self.params[key] = value
+
+    @classmethod
+    def sample(cls, name, card, size, rng=None, **overrides):
+        """Sample per-neuron parameters from the card's heterogeneity.
+
+        ``overrides`` set a parameter to a Brian2 quantity (homogeneous), an array of
+        SI values, or a :class:`Distribution`; their units are checked against the card.
+        """
+        card = card if isinstance(card, ModelCard) else load_card(card)
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        unknown = set(overrides) - set(card.defaults)
+        if unknown:
+            raise NetworkSpecError(f"population '{name}': card '{card.name}' has no parameter(s) "
+                                   f"{sorted(unknown)}; it has {card.parameters}")
+        params = {}
+        for key, default in card.defaults.items():
+            value = overrides.get(key, card.heterogeneity.get(key, default))
+            if isinstance(value, Distribution):
+                if value.dim is not None and value.dim is not default.dim:
+                    raise NetworkSpecError(f"population '{name}': distribution for '{key}' has units "
+                                           f"of {dimension_name(value.dim)}, expected {dimension_name(default.dim)}")
+                params[key] = value.sample(size, rng)
+            elif isinstance(value, np.ndarray) and not isinstance(value, Quantity):
+                params[key] = value
+            else:
+                q = parse_quantity(value)
+                if q.dim is not default.dim:
+                    raise NetworkSpecError(f"population '{name}': '{key}' = {value!s} has units of "
+                                           f"{dimension_name(q.dim)}, expected {dimension_name(default.dim)}")
+                params[key] = np.full(size, float(q))
+        return cls(name, card, size, params)
+
+
+@dataclass
+class InputPopulation:
+    """A spike source: neuron ``indices`` fire at ``times`` (seconds)."""
+
+    name: str
+    size: int
+    indices: np.ndarray
+    times: np.ndarray
+
+    def __post_init__(self):
+        self.indices = np.asarray(self.indices, dtype=np.int64)
+        self.times = np.asarray(self.times, dtype=np.float64)
+        if self.indices.shape != self.times.shape or self.indices.ndim != 1:
+            raise NetworkSpecError(f"input '{self.name}': indices {self.indices.shape} and times "
+                                   f"{self.times.shape} must be 1-D arrays of the same length")
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.size):
+            raise NetworkSpecError(f"input '{self.name}': indices must lie in [0, {self.size})")
+        if self.times.size and self.times.min() < 0:
+            raise NetworkSpecError(f"input '{self.name}': spike times must be >= 0 s")
+
+
+@dataclass
+class Projection:
+    """Synapses from ``source`` to ``target`` in coordinate form: ``i[k] -> j[k]``.
+
+    ``weights`` are SI values in the unit of the target card's weight; ``delays`` (seconds)
+    is ``None`` or one value per synapse.
+    """
+
+    source: str
+    target: str
+    i: np.ndarray
+    j: np.ndarray
+    weights: np.ndarray
+    delays: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        self.i = np.asarray(self.i, dtype=np.int64)
+        self.j = np.asarray(self.j, dtype=np.int64)
+        self.weights = np.asarray(self.weights, dtype=np.float64)
+        if self.delays is not None:
+            self.delays = np.asarray(self.delays, dtype=np.float64)
+        shapes = {a.shape for a in (self.i, self.j, self.weights) +
+                  (() if self.delays is None else (self.delays,))}
+        if len(shapes) != 1 or self.i.ndim != 1:
+            raise NetworkSpecError(f"projection {self.source}->{self.target}: i, j, weights and "
+                                   f"delays must be 1-D arrays of one length, got {sorted(shapes)}")
+        if self.delays is not None and self.delays.size and self.delays.min() < 0:
+            raise NetworkSpecError(f"projection {self.source}->{self.target}: delays must be >= 0 s")
+        self.name = self.name or f"{self.source}_to_{self.target}"
+
+    @classmethod
+    def from_dense(cls, source, target, weights, delays=None, name=""):
+        """All-to-all projection from a (n_source, n_target) weight matrix."""
+        weights = np.asarray(weights, dtype=np.float64)
+        i, j = np.indices(weights.shape)
+        delays = None if delays is None else np.broadcast_to(delays, weights.shape).ravel()
+        return cls(source, target, i.ravel(), j.ravel(), weights.ravel(), delays, name)
+
+    def dense(self, shape):
+        """Weights as a dense (n_source, n_target) matrix; absent synapses are 0."""
+        out = np.zeros(shape)
+        np.add.at(out, (self.i, self.j), self.weights)
+        return out
+
+
+@dataclass
+class NetworkSpec:
+    """Populations, inputs and projections, with the time step ``dt`` (seconds) and a seed."""
+
+    dt: float = 0.1e-3
+    seed: int = 0
+    populations: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    projections: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.dt = float(parse_quantity(self.dt)) if isinstance(self.dt, str) else float(self.dt)
+        if not self.dt > 0:
+            raise NetworkSpecError(f"dt must be > 0 s, got {self.dt}")
+        self._rng = np.random.default_rng(self.seed)
+
+    # -- building -------------------------------------------------------------------------
+    def _check_new_name(self, name):
+        if name in self.populations or name in self.inputs:
+            raise NetworkSpecError(f"a population or input named '{name}' already exists")
+
+    def add_population(self, name, card, size, **overrides):
+        """Add ``size`` neurons of ``card`` (name, path or ModelCard), sampled from the spec's seed."""
+        self._check_new_name(name)
+        pop = Population.sample(name, card, size, self._rng, **overrides)
+        self.populations[name] = pop
+        return pop
+
+    def add_input(self, name, size, indices=(), times=()):
+        """Add an input population of ``size`` spike sources."""
+        self._check_new_name(name)
+        self.inputs[name] = InputPopulation(name, size, indices, times)
+
+    def size(self, name):
+        """Number of neurons in a population or input."""
+        if name in self.populations:
+            return self.populations[name].size
+        if name in self.inputs:
+            return self.inputs[name].size
+        raise NetworkSpecError(f"no population or input named '{name}'; "
+                               f"have {sorted(self.populations) + sorted(self.inputs)}")
+
+    def add_projection(self, projection):
+        """Add a projection after checking its endpoints, indices and weight units."""
+        n_src, n_tgt = self.size(projection.source), self.size(projection.target)
+        if projection.target not in self.populations:
+            raise NetworkSpecError(f"projection target '{projection.target}' must be a neuron population")
+        if projection.i.size and (projection.i.max() >= n_src or projection.j.max() >= n_tgt
+                                  or projection.i.min() < 0 or projection.j.min() < 0):
+            raise NetworkSpecError(f"projection {projection.name}: indices out of range for "
+                                   f"{n_src} sources and {n_tgt} targets")
+        if any(p.name == projection.name for p in self.projections):
+            raise NetworkSpecError(f"a projection named '{projection.name}' already exists")
+        self.projections.append(projection)
+        return projection
+
+    def connect(self, source, target, p=1.0, weight=None, delay=None, allow_autapses=False, name=""):
+        """Random (Erdos-Renyi) projection with connection probability ``p``.
+
+        ``weight`` and ``delay`` are Brian2 quantities (or a Distribution for weights);
+        the weight's units must match the target card's synapse weight.
+        """
+        n_src, n_tgt = self.size(source), self.size(target)
+        mask = self._rng.random((n_src, n_tgt)) < p
+        if source == target and not allow_autapses:
+            np.fill_diagonal(mask, False)
+        i, j = np.nonzero(mask)
+        card = self.populations[target].card if target in self.populations else None
+        if card is None:
+            raise NetworkSpecError(f"projection target '{target}' must be a neuron population")
+        weights = self._values(weight, i.size, card.weight_dim, f"weight of {source}->{target}")
+        delays = None if delay is None else self._values(delay, i.size, parse_quantity("1*second").dim,
+                                                         f"delay of {source}->{target}")
+        return self.add_projection(Projection(source, target, i, j, weights, delays, name))
+
+    def _values(self, value, n, dim, what):
+        if isinstance(value, Distribution):
+            if value.dim is not None and value.dim is not dim:
+                raise NetworkSpecError(f"{what}: units of {dimension_name(value.dim)}, expected {dimension_name(dim)}")
+            return value.sample(n, self._rng)
+        q = parse_quantity(value)
+        if q.dim is not dim:
+            raise NetworkSpecError(f"{what}: {value!s} has units of {dimension_name(q.dim)}, "
+                                   f"expected {dimension_name(dim)}")
+        return np.full(n, float(q))
+
+    def projection(self, name):
+        """The projection called ``name``."""
+        for proj in self.projections:
+            if proj.name == name:
+                return proj
+        raise NetworkSpecError(f"no projection named '{name}'; have {[p.name for p in self.projections]}")
+
+    # -- saving and loading ------------------------------------------------------------------
+    def save(self, path):
+        """Write the spec to ``path`` (``.npz``) atomically: a temp file, then a rename."""
+        path = Path(path)
+        arrays, header = {}, {"format_version": FORMAT_VERSION, "dt": self.dt, "seed": self.seed,
+                              "metadata": self.metadata, "cards": {}, "populations": [],
+                              "inputs": [], "projections": []}
+        for pop in self.populations.values():
+            header["cards"][pop.card.name] = {"text": pop.card.text, "sha256": pop.card.sha256}
+            header["populations"].append({
+                "name": pop.name, "card": pop.card.name, "size": pop.size,
+                "units": {k: dimension_name(v.dim) for k, v in pop.card.defaults.items()}})
+            for key, value in pop.params.items():
+                arrays[f"pop/{pop.name}/{key}"] = value
+        for inp in self.inputs.values():
+            header["inputs"].append({"name": inp.name, "size": inp.size})
+            arrays[f"input/{inp.name}/indices"] = inp.indices
+            arrays[f"input/{inp.name}/times"] = inp.times
+        for proj in self.projections:
+            card = self.populations[proj.target].card
+            header["projections"].append({"name": proj.name, "source": proj.source, "target": proj.target,
+                                          "weight_unit": dimension_name(card.weight_dim),
+                                          "has_delays": proj.delays is not None})
+            for key in ("i", "j", "weights") + (("delays",) if proj.delays is not None else ()):
+                arrays[f"proj/{proj.name}/{key}"] = getattr(proj, key)
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a spec written by :meth:`save`; checks version, shapes and units."""
+        path = Path(path)
+        if not path.is_file():
+            raise NetworkSpecError(f"no NetworkSpec file at {path}")
+        try:
+            data = np.load(path, allow_pickle=False)
+            header = json.loads(bytes(data["header"]).decode())
+        except Exception as exc:
+            raise NetworkSpecError(f"{path} is not a NetworkSpec file: {exc}") from None
+        version = header.get("format_version")
+        if version != FORMAT_VERSION:
+            raise NetworkSpecError(f"{path}: format version {version} is not supported "
+                                   f"(this neurocode reads version {FORMAT_VERSION})")
+        spec = cls(dt=header["dt"], seed=header["seed"], metadata=header["metadata"])
+        cards = {name: card_from_string(c["text"], name=name, source=f"{path}:{name}")
+                 for name, c in header["cards"].items()}
+        for entry in header["populations"]:
+            card = cards[entry["card"]]
+            units = {k: dimension_name(v.dim) for k, v in card.defaults.items()}
+            if units != entry["units"]:
+                raise NetworkSpecError(f"{path}: population '{entry['name']}' has units {entry['units']} "
+                                       f"but its card says {units}")
+            params = {k: data[f"pop/{entry['name']}/{k}"] for k in card.defaults}
+            spec.populations[entry["name"]] = Population(entry["name"], card, entry["size"], params)
+        for entry in header["inputs"]:
+            spec.inputs[entry["name"]] = InputPopulation(
+                entry["name"], entry["size"], data[f"input/{entry['name']}/indices"],
+                data[f"input/{entry['name']}/times"])
+        for entry in header["projections"]:
+            key = f"proj/{entry['name']}/"
+            proj = Projection(entry["source"], entry["target"], data[key + "i"], data[key + "j"],
+                              data[key + "weights"], data[key + "delays"] if entry["has_delays"] else None,
+                              entry["name"])
+            unit = dimension_name(spec.populations[proj.target].card.weight_dim)
+            if unit != entry["weight_unit"]:
+                raise NetworkSpecError(f"{path}: projection '{proj.name}' weights are in "
+                                       f"{entry['weight_unit']} but the card's weight is in {unit}")
+            spec.add_projection(proj)
+        return spec
+
+    def stale_cards(self, directory=None):
+        """Names of cards whose library file differs from the text stored in this spec."""
+        stale = []
+        for pop in self.populations.values():
+            try:
+                current = load_card(pop.card.name) if directory is None else load_card(pop.card.name, directory)
+            except ValueError:
+                stale.append(pop.card.name)
+                continue
+            if current.sha256 != pop.card.sha256:
+                stale.append(pop.card.name)
+        return sorted(set(stale))

@@ -1,0 +1,64 @@
+"""The one conversion boundary between Brian2 quantities and SI floats.
+
+Card values are strings such as ``"20*ms"`` or ``"-65*mV"``; they are evaluated against
+Brian2's unit names only (no builtins, no other names).
+
+>>> q = parse_quantity("20*ms")
+>>> float(q), dimension_name(q.dim)
+(0.02, 'second')
+>>> parse_unit("mV").dim is parse_unit("volt").dim
+True
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from brian2 import Quantity, get_unit
+from brian2.core.namespace import DEFAULT_UNITS
+from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+
+
+class UnitParseError(ValueError):
+    """A value or unit string cannot be read; the caller adds card and field."""
+
+
+def parse_quantity(value):
+    """Evaluate ``value`` (number, Quantity or string like ``"20*ms"``) to a Quantity."""
+    if isinstance(value, Quantity):
+        return value
+    if isinstance(value, bool):
+        raise UnitParseError(f"expected a number with units, got the boolean {value!r}")
+    if isinstance(value, numbers.Number):
+        return Quantity(float(value))
+    if not isinstance(value, str):
+        raise UnitParseError(f"expected a string such as '20*ms', got {value!r}")
+    try:
+        result = eval(compile(value, "<value>", "eval"), {"__builtins__": {}}, dict(DEFAULT_UNITS))
+    except NameError as exc:
+        raise UnitParseError(f"cannot read {value!r}: {exc} (not a Brian2 unit)") from None
+    except SyntaxError:
+        raise UnitParseError(f"cannot read {value!r}: not an expression like '20*ms'") from None
+    if isinstance(result, numbers.Number) and not isinstance(result, bool):
+        return Quantity(float(result))
+    if not isinstance(result, Quantity):
+        raise UnitParseError(f"{value!r} is not a number with units")
+    return result
+
+
+def parse_unit(text):
+    """Read a unit name (``"mV"``, ``"amp"``, ``"1"``) into a Brian2 Unit."""
+    if text in ("1", "", None):
+        return Quantity(1.0)
+    q = parse_quantity(text)
+    if float(q) == 0:
+        raise UnitParseError(f"{text!r} is not a unit")
+    return get_unit(q.dim)
+
+
+def dimension_name(dim):
+    """Readable name of a dimension: ``'volt'``, ``'second'``, ``'dimensionless'``."""
+    dim = get_dimensions(dim)
+    if dim is DIMENSIONLESS:
+        return "dimensionless"
+    return repr(get_unit(dim))
