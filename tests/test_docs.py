@@ -1,0 +1,20 @@
+"""The runnable examples in the docs run (pages whose examples take seconds)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: Pages whose ```python blocks are executed here (slow workflows are run by their studies).
+FAST_PAGES = ["model-cards.md"]
+
+
+@pytest.mark.parametrize("page", FAST_PAGES)
+def test_python_examples_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+    assert blocks, f"{page} has no python example"
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, f"{page}", "exec"), namespace)
