@@ -1,0 +1,217 @@
+"""Build a ``brian2.Network`` from a :class:`~neurocode.network.NetworkSpec`.
+
+Each population becomes a ``NeuronGroup`` of its card's ``full_equations`` (every card
+parameter a per-neuron constant, set from ``pop.params``), each input a
+``SpikeGeneratorGroup``, each projection a ``Synapses`` object with the *target*
+card's synapse model, connected by ``i, j``; weights (and delays, if any) are set per
+synapse. Every spiking group gets a ``SpikeMonitor``; requested state variables a
+``StateMonitor``. Brian2's default schedule applies (state update, thresholds,
+synapses, resets). The builder must run inside :func:`neurocode.sim.devices.device_context`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import (Network, NeuronGroup, Quantity, SpikeGeneratorGroup, SpikeMonitor,
+                    StateMonitor, Synapses, second)
+from brian2.core.namespace import DEFAULT_UNITS
+from brian2.core.variables import VariableView
+
+from neurocode.errors import NetworkSpecError
+
+logger = logging.getLogger(__name__)
+
+#: Timebin given to unused slots of a fixed-capacity input (never reached: int32 max).
+NEVER = np.iinfo(np.int32).max
+
+
+def brian_name(prefix, name):
+    """A valid, deterministic Brian2 object name for a spec name."""
+    return f"{prefix}_{re.sub(r'[^0-9A-Za-z_]', '_', name)}"
+
+
+def check_record(spec, record):
+    """Validate ``record`` (population -> list of variable names); returns a clean dict."""
+    record = dict(record or {})
+    clean = {}
+    for pop, names in record.items():
+        if pop not in spec.populations:
+            raise NetworkSpecError(f"record: no population named '{pop}'; have {sorted(spec.populations)}")
+        names = [names] if isinstance(names, str) else list(names)
+        card = spec.populations[pop].card
+        known = set(card.equations.names) | set(card.defaults)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise NetworkSpecError(f"record: population '{pop}' (card '{card.name}') has no variable(s) "
+                                   f"{unknown}; it has {sorted(known)}")
+        if names:
+            clean[pop] = names
+    return clean
+
+
+def initial_values(pop, overrides=None):
+    """Initial values of ``pop``'s variables as SI arrays where they can be computed here.
+
+    Card ``initial`` expressions that use only parameters, units and ``exp/log/sqrt/abs``
+    are evaluated with numpy; others (``rand()``...) are left to Brian2 (value ``str``).
+    ``overrides`` maps variable names to SI arrays/scalars or Brian2 expressions.
+    """
+    namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
+    namespace.update(exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs, inf=np.inf, pi=np.pi)
+    namespace.update(pop.params)
+    out = {}
+    exprs = dict(pop.card.initial)
+    exprs.update(overrides or {})
+    for var, expr in exprs.items():
+        if var not in pop.card.equations.names:
+            raise NetworkSpecError(f"initial value for '{var}': population '{pop.name}' (card "
+                                   f"'{pop.card.name}') has no such state variable")
+        if not isinstance(expr, str):
+            out[var] = np.broadcast_to(np.asarray(expr, dtype=np.float64), (pop.size,)).copy()
+            continue
+        try:
+            value = eval(compile(expr, "<initial>", "eval"), {"__builtins__": {}}, namespace)
+            out[var] = np.broadcast_to(np.asarray(value, dtype=np.float64), (pop.size,)).copy()
+        except Exception:  # an expression only Brian2 can evaluate (random numbers, ...)
+            out[var] = expr
+    return out
+
+
+@dataclass
+class BuiltNetwork:
+    """Brian2 objects built from a spec, by spec name."""
+
+    network: Network
+    groups: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    synapses: dict = field(default_factory=dict)
+    spike_monitors: dict = field(default_factory=dict)
+    state_monitors: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
+    input_capacity: dict = field(default_factory=dict)
+
+    def view(self, name, var):
+        """A ``VariableView`` for ``run_args`` (also of read-only internals)."""
+        group = self.groups.get(name) or self.inputs.get(name) or self.synapses.get(name)
+        return VariableView(var, group.variables[var], group)
+
+
+def build_network(spec, record=None, initial=None, input_capacity=None, duration=None):
+    """Create the Brian2 objects for ``spec`` on the active device.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+    record : dict of str -> list of str, optional
+        State variables to record per population (every neuron, every step).
+    initial : dict of str -> dict, optional
+        Per population, initial values overriding the card's (SI arrays or expressions).
+    input_capacity : dict of str -> int, optional
+        Standalone re-runs: spike slots per input. Unused slots are padded with spikes
+        that never fire, so later runs may bring up to that many spikes via ``run_args``.
+    duration : float, optional
+        Simulated time (s); needed with ``input_capacity`` to place the padding.
+
+    Returns
+    -------
+    BuiltNetwork
+    """
+    record = check_record(spec, record)
+    initial = initial or {}
+    unknown = set(initial) - set(spec.populations)
+    if unknown:
+        raise NetworkSpecError(f"initial: no population(s) {sorted(unknown)}; have {sorted(spec.populations)}")
+    built = BuiltNetwork(network=Network(name="neurocode_network"), record=record)
+    objects = []
+    for pop in spec.populations.values():
+        card = pop.card
+        group = NeuronGroup(pop.size, card.full_equations, threshold=card.threshold, reset=card.reset,
+                            refractory=card.refractory or False, method=card.method,
+                            name=brian_name("pop", pop.name), namespace={})
+        for key, value in pop.params.items():
+            setattr(group, key + "_", value)
+        for var, value in initial_values(pop, initial.get(pop.name)).items():
+            if isinstance(value, str):       # evaluated by Brian2 inside the group
+                setattr(group, var, value)
+            else:
+                setattr(group, var + "_", value)
+        built.groups[pop.name] = group
+        objects.append(group)
+        if card.threshold:
+            mon = SpikeMonitor(group, name=brian_name("spikes", pop.name))
+            built.spike_monitors[pop.name] = mon
+            objects.append(mon)
+    capacity = dict(input_capacity or {})
+    for inp in spec.inputs.values():
+        indices, times = inp.indices, inp.times
+        cap = capacity.get(inp.name)
+        if cap is not None:
+            if cap < max(indices.size, 1):
+                raise NetworkSpecError(f"input '{inp.name}': capacity {cap} is below its {indices.size} spikes")
+            if duration is None:
+                raise NetworkSpecError("build_network: input_capacity needs the duration")
+            pad = cap - indices.size
+            indices = np.concatenate([indices, np.zeros(pad, np.int64)])
+            times = np.concatenate([times, duration + spec.dt * (2 + np.arange(pad))])
+            built.input_capacity[inp.name] = cap
+        gen = SpikeGeneratorGroup(inp.size, indices, times * second, name=brian_name("input", inp.name))
+        if cap is not None:      # allow run_args to replace the spike table (same size)
+            gen.variables["neuron_index"].read_only = False
+            gen.variables["_timebins"].read_only = False
+        built.inputs[inp.name] = gen
+        mon = SpikeMonitor(gen, name=brian_name("spikes", inp.name))
+        built.spike_monitors[inp.name] = mon
+        objects += [gen, mon]
+    for proj in spec.projections:
+        source = built.groups.get(proj.source) or built.inputs[proj.source]
+        target = built.groups[proj.target]
+        card = spec.populations[proj.target].card
+        if not card.synapse_model:
+            raise NetworkSpecError(f"projection {proj.name}: card '{card.name}' of target '{proj.target}' "
+                                   "has no synapse model")
+        syn = Synapses(source, target, model=card.synapse_model, on_pre=card.on_pre,
+                       name=brian_name("syn", proj.name), namespace={})
+        if proj.i.size:
+            syn.connect(i=proj.i, j=proj.j)
+            setattr(syn, card.weight + "_", proj.weights)
+            if proj.delays is not None:
+                syn.delay_ = proj.delays
+        built.synapses[proj.name] = syn
+        objects.append(syn)
+    for pop, names in record.items():
+        mon = StateMonitor(built.groups[pop], names, record=True, name=brian_name("states", pop))
+        built.state_monitors[pop] = mon
+        objects.append(mon)
+    built.network.add(*objects)
+    logger.debug("built %d groups, %d inputs, %d projections", len(built.groups), len(built.inputs),
+                 len(built.synapses))
+    return built
+
+
+def collect(built, spec, duration):
+    """Read spikes and states from the monitors into SI numpy arrays."""
+    spikes, states = {}, {}
+    for name, mon in built.spike_monitors.items():
+        idx = np.asarray(mon.i[:], dtype=np.int64)
+        t = np.asarray(mon.t_[:], dtype=np.float64)
+        keep = t < duration - 0.5 * spec.dt
+        order = np.argsort(t[keep], kind="stable")
+        spikes[name] = (idx[keep][order], t[keep][order])
+    t = np.zeros(0)
+    for pop, mon in built.state_monitors.items():
+        t = np.asarray(mon.t_[:], dtype=np.float64)
+        states[pop] = {var: np.ascontiguousarray(np.asarray(getattr(mon, var + "_")[:], dtype=np.float64).T)
+                       for var in built.record[pop]}
+    return spikes, states, t
+
+
+def as_quantity(view, values):
+    """SI values as a Quantity with the dimensions of ``view`` (for ``run_args``)."""
+    from brian2.units.fundamentalunits import DIMENSIONLESS
+    if view.dim is DIMENSIONLESS:
+        return np.asarray(values, dtype=view.dtype)
+    return Quantity(np.asarray(values, dtype=np.float64), dim=view.dim)
