@@ -1,0 +1,169 @@
+"""Rank-coding objective: first-crossing decision, real truncation, gradients, training."""
+
+import numpy as np
+import pytest
+import torch
+
+from neurocode.data.toy import noise_vs_signal
+from neurocode.objectives.rank_coding import (activate, early_exit, evaluate, last_step_loss,
+                                              rank_coding_loss, rc_loss_terms, train_epoch)
+from neurocode.surrogate.rnn import LSTMClassifier
+
+
+class Counting(torch.nn.Module):
+    """Wraps a step-protocol model and records the batch size of every step it runs."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.rows = []
+
+    def initial_state(self, b):
+        return self.inner.initial_state(b)
+
+    def step(self, x, state):
+        self.rows.append(x.shape[0])
+        return self.inner.step(x, state)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+class Integrator(torch.nn.Module):
+    """Logits are a running sum of projected inputs: crossings happen at varied steps."""
+
+    def __init__(self, n_in=3, n_classes=4):
+        super().__init__()
+        self.n_in = n_in
+        self.w = torch.nn.Parameter(torch.randn(n_in, n_classes))
+        self.b = torch.nn.Parameter(torch.full((n_classes,), -1.0))
+
+    def initial_state(self, batch):
+        return (torch.zeros(batch, self.w.shape[1]),)
+
+    def step(self, x, state):
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"expects {self.n_in} input features, got {x.shape[-1]}")
+        s = state[0] + x @ self.w
+        return s + self.b, (s,)
+
+    def forward(self, x):
+        return torch.cumsum(x @ self.w, 1) + self.b
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return Integrator()
+
+
+def _reference_decision(model, x, theta, activation):
+    """Brute force: full-length forward, first step where any output exceeds theta."""
+    with torch.no_grad():
+        p = activate(model(x), activation)          # [B, T, C]
+    hit = (p > theta).any(-1).numpy()
+    T = x.shape[1]
+    return np.where(hit.any(1), hit.argmax(1), T - 1), hit.any(1)
+
+
+@pytest.mark.parametrize("activation,theta", [("sigmoid", 0.95), ("softmax", 0.9)])
+def test_decision_step_matches_brute_force(activation, theta):
+    model = _model()
+    x = torch.randn(64, 12, 3)
+    step, crossed = _reference_decision(model, x, theta, activation)
+    assert 0 < crossed.sum() < 64                   # a mixture of early and no crossings
+    res = early_exit(model, x, theta=theta, activation=activation)
+    np.testing.assert_array_equal(res.decision_step.numpy(), step)
+    np.testing.assert_array_equal(res.crossed.numpy(), crossed)
+    with torch.no_grad():
+        full = model(x)[torch.arange(64), torch.as_tensor(step)]
+    torch.testing.assert_close(res.logits, full)
+    assert torch.equal(res.prediction, activate(full, activation).argmax(-1))
+
+
+def test_compute_stops_at_decision_step():
+    model = Counting(_model())
+    x = torch.randn(50, 15, 3)
+    res = rank_coding_loss(model, x, torch.randint(0, 4, (50,)), theta=0.9)
+    dec = res.decision_step.numpy()
+    assert dec.min() < dec.max()
+    # rows actually stepped at time t = examples still undecided at t
+    expected = [(dec >= t).sum() for t in range(dec.max() + 1)]
+    assert model.rows == expected
+    assert res.steps_computed == sum(model.rows) == int((dec + 1).sum())
+    assert res.steps_saved == 50 * 15 - res.steps_computed > 0
+
+
+def test_full_pass_runs_every_step():
+    model = Counting(_model())
+    x = torch.randn(10, 7, 3)
+    res = last_step_loss(model, x, torch.zeros(10, dtype=torch.long))
+    assert model.rows == [10] * 7
+    assert res.steps_computed == res.steps_total == 70
+    assert (res.decision_step == 6).all()
+
+
+def test_gradients_flow_only_from_decision_step():
+    model = _model(seed=1)
+    x = torch.randn(40, 10, 3, requires_grad=True)
+    y = torch.randint(0, 4, (40,))
+    res = rank_coding_loss(model, x, y, theta=0.9, beta=0.1)
+    res.loss.backward()
+    dec = res.decision_step
+    after = torch.arange(10)[None, :] > dec[:, None]
+    assert after.any()
+    assert (x.grad.abs().sum(-1)[after] == 0).all()
+    assert (x.grad.abs().sum(-1)[~after] > 0).all()
+    # independent check: full-length forward, gather logits at the decision step, same loss
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    logits = model(x)[torch.arange(40), dec]
+    rc_loss_terms(logits, y, "sigmoid", 0.1).mean().backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_entropy_term_is_documented_formula():
+    z = torch.tensor([[2.0, -1.0, 0.5]])
+    y = torch.tensor([2])
+    p = torch.sigmoid(z)
+    ce = -(torch.log(1 - p).sum() - torch.log(1 - p[0, 2]) + torch.log(p[0, 2]))
+    h = -(p * p.log() + (1 - p) * (1 - p).log()).sum()
+    torch.testing.assert_close(rc_loss_terms(z, y, "sigmoid", 0.3)[0], ce - 0.3 * h)
+    q = torch.softmax(z, -1)
+    torch.testing.assert_close(rc_loss_terms(z, y, "softmax", 0.3)[0],
+                               -q[0, 2].log() + 0.3 * (q * q.log()).sum())
+
+
+def test_bad_arguments():
+    model = _model()
+    x, y = torch.randn(2, 5, 3), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="theta must lie in"):
+        rank_coding_loss(model, x, y, theta=1.5)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        rank_coding_loss(model, x, y, activation="relu")
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        rank_coding_loss(model, x, y, beta=-1)
+    with pytest.raises(ValueError, match=r"shape \[batch, steps, features\]"):
+        rank_coding_loss(model, x[0], y)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        rank_coding_loss(model, x, y[:1])
+    with pytest.raises(ValueError, match="expects 3 input features"):
+        early_exit(LSTMClassifier(3, 2, 4), torch.randn(2, 5, 4))
+    with pytest.raises(ValueError, match="mode must be 'rc' or 'full'"):
+        train_epoch(model, None, [], mode="bptt")
+
+
+def test_tiny_training_reduces_loss_and_decides_early():
+    torch.manual_seed(0)
+    x, y = noise_vs_signal(256, seed=3).tensors()
+    model = LSTMClassifier(1, 2, hidden=16)
+    opt = torch.optim.Adam(model.parameters(), 2e-2)
+    batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in range(0, 256, 64))  # noqa: E731
+    first = train_epoch(model, opt, batches(), mode="rc", theta=0.9)
+    for _ in range(7):
+        last = train_epoch(model, opt, batches(), mode="rc", theta=0.9)
+    assert last["loss"] < 0.7 * first["loss"]
+    xt, yt = noise_vs_signal(256, seed=4).tensors()
+    ev = evaluate(model, [(xt, yt)], theta=0.9)
+    assert ev["accuracy"] > 0.7
+    assert ev["steps_saved_frac"] > 0
