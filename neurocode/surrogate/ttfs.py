@@ -1,0 +1,307 @@
+"""Exact time-to-first-spike (TTFS) layers: spike times in closed form, exact gradients.
+
+The neuron is the ``ttfs`` model card (``equations/ttfs.toml``): non-leaky, with a step
+synaptic current, firing at most once and keeping its no-reset trajectory. With times in
+units of ``tau_s`` its membrane potential is a sum of ramps,
+
+    v_i(t) = sum_j w_ij (t - t_j) H(t - t_j),
+
+and the first threshold crossing has the closed form over the *causal set* ``C_i`` of
+inputs that arrived before it (Sakemi et al. 2021, Mostafa 2017):
+
+    t_i = (V_th + sum_{j in C_i} w_ij t_j) / sum_{j in C_i} w_ij.
+
+:func:`ttfs_layer` finds it for a whole batch at once: the inputs of each sample are
+sorted once, cumulative sums of ``w`` and ``w t`` along the sorted inputs give one
+candidate time per prefix, and the first valid candidate (positive slope, not before the
+prefix's last input, before the next input and before the window's end) is the spike.
+Gradients are exact (a custom backward of the closed form):
+
+    dt_i/dw_ij = (t_j - t_i) / W_i,   dt_i/dt_j = w_ij / W_i,   for j in C_i,
+
+with ``W_i = sum_{j in C_i} w_ij`` the slope of v at the crossing.
+
+**Non-firing neurons and window edges.** Each layer ``l`` has a window ending at
+``t_end``; a neuron whose potential does not reach threshold before ``t_end`` is *silent*
+and is given the spike time ``t_end`` (it is forced to fire at the window's end, as in
+Sakemi et al. 2021). That time is a constant: a silent neuron receives no gradient
+itself, but as an input it still passes gradient to the next layer's weights. Silent
+neurons are not counted as spikes (:func:`spike_counts`).
+
+>>> import torch
+>>> t_in = torch.tensor([[0.0, 1.0]])
+>>> w = torch.tensor([[0.5], [1.0]])
+>>> ttfs_layer(t_in, w, t_end=5.0)       # v = 0.5 t -> 1 at 2, but input 2 arrives at 1
+tensor([[1.3333]])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+#: How silent neurons are handled; the only choice implemented (see module docstring).
+NON_FIRING = "window_end"
+
+
+def first_crossing(t_in, w, v_th=1.0, t_end=math.inf, chunk=None):
+    """First threshold crossing of every neuron, without gradient.
+
+    Parameters
+    ----------
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times (units of ``tau_s``).
+    w : Tensor, shape (n_in, n_out)
+        Weights (dimensionless: each input adds ``w`` to the current ``I_syn``).
+    v_th : float
+        Threshold (dimensionless).
+    t_end : float
+        End of the window; no crossing at or after it counts.
+    chunk : int, optional
+        Samples per block (bounds memory at ``chunk * n_in * n_out`` floats).
+
+    Returns
+    -------
+    t_out : Tensor, shape (batch, n_out)
+        Spike times; ``t_end`` for silent neurons.
+    slope : Tensor, shape (batch, n_out)
+        ``sum_{j in C_i} w_ij`` at the crossing (1 for silent neurons).
+    """
+    batch, n_in = t_in.shape
+    n_out = w.shape[1]
+    chunk = chunk or _default_chunk(n_in, n_out)
+    t_out = torch.empty(batch, n_out, dtype=w.dtype, device=w.device)
+    slope = torch.empty_like(t_out)
+    with torch.no_grad():
+        for start in range(0, batch, chunk):
+            t_out[start:start + chunk], slope[start:start + chunk] = _crossing_block(
+                t_in[start:start + chunk], w, v_th, t_end)
+    return t_out, slope
+
+
+def _crossing_block(t_in, w, v_th, t_end):
+    ts, order = torch.sort(t_in, dim=1)                      # (b, n_in)
+    ws = w[order]                                            # (b, n_in, n_out)
+    cum_w = ws.cumsum(1)
+    cum_wt = ws.mul_(ts.unsqueeze(2)).cumsum_(1)             # reuses ws' memory
+    cand = cum_wt.add_(v_th).div_(cum_w)                     # candidate crossing per prefix
+    t_next = torch.cat([ts[:, 1:], ts.new_full((ts.shape[0], 1), t_end)], 1).clamp_(max=t_end)
+    valid = (cum_w > 0) & (cand >= ts.unsqueeze(2)) & (cand < t_next.unsqueeze(2))
+    fired = valid.any(1)
+    first = valid.to(torch.uint8).argmax(1, keepdim=True)    # index of the first valid prefix
+    t_out = torch.where(fired, cand.gather(1, first).squeeze(1), torch.full_like(fired, t_end, dtype=w.dtype))
+    slope = torch.where(fired, cum_w.gather(1, first).squeeze(1), torch.ones_like(t_out))
+    return t_out, slope
+
+
+def _default_chunk(n_in, n_out):
+    # blocks of about 2 M elements stay in cache: 2-3x faster than one big block on CPU
+    return max(1, int(2 ** 21 // max(1, n_in * n_out)))
+
+
+class _TTFSFunction(torch.autograd.Function):
+    """Closed-form spike times with the exact gradient of the closed form."""
+
+    @staticmethod
+    def forward(t_in, w, v_th, t_end, chunk):
+        t_out, slope = first_crossing(t_in, w, v_th, t_end, chunk)
+        return t_out, slope
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        t_in, w, v_th, t_end, chunk = inputs
+        t_out, slope = output
+        ctx.save_for_backward(t_in, w, t_out, slope)
+        ctx.t_end, ctx.chunk = t_end, chunk
+        ctx.mark_non_differentiable(slope)
+
+    @staticmethod
+    def backward(ctx, grad_t, _grad_slope):
+        t_in, w, t_out, slope = ctx.saved_tensors
+        fired = t_out < ctx.t_end
+        g = torch.where(fired, grad_t / slope, torch.zeros_like(grad_t))   # (b, n_out)
+        need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_in = torch.zeros_like(t_in) if need_t else None
+        grad_w = torch.zeros_like(w) if need_w else None
+        n_in, n_out = w.shape
+        chunk = ctx.chunk or _default_chunk(n_in, n_out)
+        for s in range(0, t_in.shape[0], chunk):
+            ti, to, gb = t_in[s:s + chunk], t_out[s:s + chunk], g[s:s + chunk]
+            if need_w:   # (t_j - t_i) on the causal set and 0 elsewhere is min(t_j - t_i, 0)
+                lag = (ti.unsqueeze(2) - to.unsqueeze(1)).clamp_(max=0)        # (b, n_in, n_out)
+                grad_w += lag.mul_(gb.unsqueeze(1)).sum(0)
+            if need_t:
+                causal = (ti.unsqueeze(2) <= to.unsqueeze(1)).to(w.dtype)
+                grad_in[s:s + chunk] = causal.mul_(w).bmm(gb.unsqueeze(2)).squeeze(2)
+        return grad_in, grad_w, None, None, None
+
+
+def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False):
+    """Spike times of a TTFS layer, differentiable in ``t_in`` and ``w``.
+
+    Parameters
+    ----------
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times (units of ``tau_s``).
+    w : Tensor, shape (n_in, n_out)
+        Weights.
+    v_th : float
+        Threshold.
+    t_end : float
+        End of this layer's window: silent neurons get ``t_end`` (see module docstring).
+    chunk : int, optional
+        Samples per block in the forward and backward passes.
+    return_slope : bool
+        Also return the slope ``sum_{j in C_i} w_ij`` at each crossing (no gradient).
+
+    Returns
+    -------
+    Tensor, shape (batch, n_out)
+        Spike times; ``(t_out, slope)`` if ``return_slope``.
+    """
+    if t_in.ndim != 2 or w.ndim != 2 or t_in.shape[1] != w.shape[0]:
+        raise ValueError(f"ttfs_layer: t_in must be (batch, n_in) and w (n_in, n_out); "
+                         f"got {tuple(t_in.shape)} and {tuple(w.shape)}")
+    if t_in.dtype != w.dtype or t_in.device != w.device:
+        raise ValueError(f"ttfs_layer: t_in ({t_in.dtype}, {t_in.device}) and w ({w.dtype}, "
+                         f"{w.device}) must share dtype and device")
+    if math.isnan(t_end):
+        raise ValueError(f"ttfs_layer: t_end must be a number, got {t_end}")
+    t_out, slope = _TTFSFunction.apply(t_in, w, float(v_th), float(t_end), chunk)
+    return (t_out, slope) if return_slope else t_out
+
+
+def membrane_potential(t, t_in, w):
+    """No-reset membrane potential ``v(t) = sum_j w_j (t - t_j)_+`` on a time grid.
+
+    Parameters
+    ----------
+    t : Tensor, shape (n_t,)
+        Times (units of ``tau_s``).
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times.
+    w : Tensor, shape (n_in, n_out)
+        Weights.
+
+    Returns
+    -------
+    Tensor, shape (batch, n_t, n_out)
+
+    >>> import torch
+    >>> membrane_potential(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([[0.5]]), torch.tensor([[2.0]]))
+    tensor([[[0.],
+             [1.],
+             [3.]]])
+    """
+    ramps = (t.view(1, -1, 1) - t_in.unsqueeze(1)).clamp(min=0)          # (batch, n_t, n_in)
+    return ramps @ w
+
+
+def spike_counts(t_out, t_end):
+    """Which neurons really fired (crossed threshold before the window's end): bool tensor."""
+    return t_out < t_end
+
+
+class TTFSNetwork(torch.nn.Module):
+    """A feed-forward TTFS network (e.g. 784-400-10) with exact spike-time gradients.
+
+    Times are in units of ``tau_s``. Inputs spike in ``[0, t_input]``; layer ``l``
+    (1-based) has the window ``[.., t_input + l * window)`` and its silent neurons get
+    that window's end as spike time.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer sizes, input first: ``(784, 400, 10)``.
+    t_input : float
+        Length of the input window (units of ``tau_s``).
+    window : float
+        Extra window per layer (units of ``tau_s``).
+    v_th : float
+        Threshold.
+    init_mean, init_std : float
+        Weights start as ``N(init_mean / (n_in * window), (init_std / (sqrt(n_in) window))^2)``
+        so that a neuron's no-reset potential at its window's end is about ``init_mean``
+        times the threshold scale, independent of the layer width.
+    seed : int
+        Seed of the initial weights.
+
+    >>> net = TTFSNetwork((4, 3, 2), seed=0)
+    >>> times = net(torch.zeros(5, 4))
+    >>> [tuple(t.shape) for t in times], net.windows
+    ([(5, 3), (5, 2)], [2.0, 3.0])
+    """
+
+    def __init__(self, sizes, t_input=1.0, window=1.0, v_th=1.0, init_mean=2.0, init_std=1.0,
+                 seed=0, chunk=None):
+        super().__init__()
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least an input and an output layer of >= 1 neuron, got {sizes}")
+        if not (t_input > 0 and window > 0 and v_th > 0):
+            raise ValueError(f"t_input, window and v_th must be > 0, got {t_input}, {window}, {v_th}")
+        self.sizes, self.t_input, self.window, self.v_th, self.chunk = sizes, float(t_input), float(window), float(v_th), chunk
+        gen = torch.Generator().manual_seed(int(seed))
+        self.weights = torch.nn.ParameterList()
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            w = (torch.randn(n_in, n_out, generator=gen, dtype=torch.float64) * init_std / math.sqrt(n_in)
+                 + init_mean / n_in) * v_th / window
+            self.weights.append(torch.nn.Parameter(w.float()))
+
+    @property
+    def windows(self):
+        """End of each layer's window (units of ``tau_s``)."""
+        return [self.t_input + (k + 1) * self.window for k in range(len(self.weights))]
+
+    def forward(self, t_in):
+        """Spike times of every layer (list of (batch, n) tensors) for input times ``t_in``."""
+        if t_in.ndim != 2 or t_in.shape[1] != self.sizes[0]:
+            raise ValueError(f"input times must be (batch, {self.sizes[0]}), got {tuple(t_in.shape)}")
+        times, t = [], t_in.to(self.weights[0].dtype)
+        for w, t_end in zip(self.weights, self.windows):
+            t = ttfs_layer(t, w, self.v_th, t_end, self.chunk)
+            times.append(t)
+        return times
+
+    def to_spec(self, tau_s=1e-3, dt=0.1e-3, seed=0, names=None):
+        """The trained network as a :class:`~neurocode.network.NetworkSpec` (SI units).
+
+        Populations are ``hidden1 ... hiddenN`` and ``out`` of the ``ttfs`` card, fed by an
+        input population ``in``; windows (seconds) and the silent-neuron rule go into
+        ``metadata``.
+        """
+        from neurocode.network import NetworkSpec, Projection
+
+        names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
+        spec = NetworkSpec(dt=dt, seed=seed)
+        spec.add_input(names[0], self.sizes[0])
+        for name, size in zip(names[1:], self.sizes[1:]):
+            spec.add_population(name, "ttfs", size, v_th=np.full(size, self.v_th),
+                                tau_s=np.full(size, tau_s))
+        for k, w in enumerate(self.weights):
+            spec.add_projection(Projection.from_dense(names[k], names[k + 1], w.detach().cpu().double().numpy()))
+        spec.metadata.update({"model": "TTFSNetwork", "sizes": self.sizes, "tau_s": tau_s,
+                              "t_input": self.t_input * tau_s, "window": self.window * tau_s,
+                              "windows": [t * tau_s for t in self.windows], "non_firing": NON_FIRING,
+                              "encoding": "t = t_input * (1 - x)"})
+        return spec
+
+    @classmethod
+    def from_spec(cls, spec):
+        """Rebuild a network written by :meth:`to_spec`."""
+        meta = spec.metadata
+        if meta.get("model") != "TTFSNetwork":
+            raise ValueError("this NetworkSpec was not written by TTFSNetwork.to_spec (metadata 'model')")
+        tau_s = meta["tau_s"]
+        pops = [p for p in spec.populations.values()]
+        net = cls(meta["sizes"], t_input=meta["t_input"] / tau_s, window=meta["window"] / tau_s,
+                  v_th=float(pops[0].params["v_th"][0]))
+        with torch.no_grad():
+            for w, proj in zip(net.weights, spec.projections):
+                w.copy_(torch.from_numpy(proj.dense(tuple(w.shape))))
+        return net
