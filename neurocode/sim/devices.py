@@ -6,8 +6,9 @@ preferences afterwards, so callers never see a changed global state.
 
 CUDA standalone (brian2cuda) is configured so that it never probes for a GPU
 (``devices.cuda_standalone.cuda_backend.detect_gpus = False`` with an explicit
-``gpu_id`` and ``compute_capability``), compiles with ``-std=c++17`` (CUDA 13 needs
-it; brian2cuda's makefile says c++11 and a later flag wins) and links cuRAND from the
+``gpu_id`` and ``compute_capability``), compiles with ``-std=c++17`` (CUDA 13's Thrust
+needs it; brian2cuda's makefile says c++11 and a later flag wins; the host-compiler
+flags passed through ``-Xcompiler`` are changed the same way) and links cuRAND from the
 ``nvidia-curand`` wheel (``site-packages/nvidia/cu13/``).
 """
 
@@ -113,6 +114,9 @@ def configure_cuda(prefs, gpu=None):
     if "-std=c++17" not in flags:
         flags.append("-std=c++17")
     backend.extra_compile_args_nvcc = flags
+    # the host compiler gets Brian2's C++ flags through -Xcompiler; they say c++11 too
+    cpp = prefs.codegen.cpp
+    cpp.extra_compile_args_gcc = [f for f in cpp.extra_compile_args_gcc if not f.startswith("-std=")] + ["-std=c++17"]
     dirs = curand_dirs()
     if dirs is None:
         if not any(Path(p, "curand.h").is_file() for p in ("/usr/local/cuda/include", "/usr/include")):
@@ -122,7 +126,6 @@ def configure_cuda(prefs, gpu=None):
         return gpu
     include_dir, lib_dir = dirs
     link_dir = _curand_link_dir(lib_dir)
-    cpp = prefs.codegen.cpp
     cpp.include_dirs = list(cpp.include_dirs) + [str(include_dir)]
     cpp.library_dirs = list(cpp.library_dirs) + sorted({str(lib_dir), str(link_dir)})
     cpp.runtime_library_dirs = list(cpp.runtime_library_dirs) + [str(lib_dir)]
