@@ -4,6 +4,8 @@ Card values are strings such as ``"20*ms"`` or ``"-65*mV"``; they are evaluated 
 Brian2's unit names only (no builtins, no other names).
 
 >>> q = parse_quantity("20*ms")
+>>> bool(parse_quantity("1.5 s") == parse_quantity("1500*ms") == parse_quantity("1500ms"))
+True
 >>> float(q), dimension_name(q.dim)
 (0.02, 'second')
 >>> parse_unit("mV").dim is parse_unit("volt").dim
@@ -13,10 +15,19 @@ True
 from __future__ import annotations
 
 import numbers
+import re
 
 from brian2 import Quantity, get_unit
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+
+
+#: A number directly followed by a unit name, as typed on a command line: "200ms", "1.5 s".
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z_]\w*)\s*$")
+
+
+#: Brian2's unit names, plus ``s`` for seconds as people type it.
+_NAMESPACE = dict(DEFAULT_UNITS, s=DEFAULT_UNITS["second"])
 
 
 class UnitParseError(ValueError):
@@ -33,8 +44,11 @@ def parse_quantity(value):
         return Quantity(float(value))
     if not isinstance(value, str):
         raise UnitParseError(f"expected a string such as '20*ms', got {value!r}")
+    match = _NUMBER_UNIT.match(value)
+    if match:
+        value = f"{match.group(1)}*{match.group(2)}"
     try:
-        result = eval(compile(value, "<value>", "eval"), {"__builtins__": {}}, dict(DEFAULT_UNITS))
+        result = eval(compile(value, "<value>", "eval"), {"__builtins__": {}}, _NAMESPACE)
     except NameError as exc:
         raise UnitParseError(f"cannot read {value!r}: {exc} (not a Brian2 unit)") from None
     except SyntaxError:
