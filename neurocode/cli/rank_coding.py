@@ -1,0 +1,157 @@
+"""``neurocode rank-coding``: train an LSTM or spiking classifier with rank coding (or the
+non-RC baseline) on a task and write a run folder (config, metrics, speed-accuracy sweep,
+model weights; the spiking model's NetworkSpec).
+
+Example::
+
+    neurocode rank-coding --task spotting --model lstm --mode rc --epochs 5 --out runs/rc-spot
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurocode.io import atomic_path, write_json
+from neurocode.objectives.rank_coding import evaluate, train_epoch
+
+log = logging.getLogger(__name__)
+
+TASKS = ("spotting", "noise", "mnist", "fashion_mnist", "keywords")
+
+
+class _Tensors:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return self.y.shape[0]
+
+    def batch(self, index):
+        index = torch.as_tensor(index, dtype=torch.long)
+        return self.x.index_select(0, index), self.y.index_select(0, index)
+
+
+def load_task(task, seed=0, n_train=None, keywords_root=None):
+    """``(train, test, n_in, n_classes, info)`` for a task; ``train``/``test`` have ``batch(idx)``."""
+    if task == "spotting" or task == "noise":
+        from neurocode.data.toy import TASKS as TOY
+        n = n_train or 4000
+        tr, te = TOY[task](n, seed=seed), TOY[task](1000, seed=seed + 10_000)
+        return (_Tensors(*tr.tensors()), _Tensors(*te.tensors()), 1, 2,
+                {"encoding": "current", "steps": tr.x.shape[1]})
+    if task in ("mnist", "fashion_mnist"):
+        from neurocode.data.temporal import load_temporal
+        name = "mnist5k" if task == "mnist" else "fashion_mnist"
+        tr, te = load_temporal(name, "train"), load_temporal(name, "test")
+        if n_train:
+            keep = np.random.default_rng(seed).permutation(len(tr))[:n_train]
+            tr.times, tr.labels = tr.times[keep], tr.labels[keep]
+        return tr, te, tr.n_inputs, 10, {"encoding": "spikes", "steps": tr.steps, "dataset": name}
+    if task == "keywords":
+        from neurocode.data.keywords import load_keywords
+        tr, te = load_keywords("train", root=keywords_root), load_keywords("test", root=keywords_root)
+        mean, std = tr.x.mean((0, 1)), tr.x.std((0, 1)) + 1e-6
+        xtr, xte = (torch.from_numpy((d.x - mean) / std) for d in (tr, te))
+        return (_Tensors(xtr, torch.from_numpy(tr.y)), _Tensors(xte, torch.from_numpy(te.y)),
+                tr.x.shape[2], len(tr.words), {"encoding": "current", "steps": tr.x.shape[1]})
+    raise ValueError(f"unknown task '{task}'; choose from {TASKS}")
+
+
+def batches(data, batch_size, shuffle=False, generator=None):
+    """Yield ``(x, y)`` batches of ``data`` (anything with ``len`` and ``batch(idx)``)."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for k in range(0, n, batch_size):
+        yield data.batch(order[k:k + batch_size])
+
+
+def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif"):
+    from neurocode.surrogate.rnn import LSTMClassifier, SpikingRCClassifier
+    torch.manual_seed(seed)
+    if kind == "lstm":
+        return LSTMClassifier(n_in, n_classes, hidden)
+    if kind == "spiking":
+        scale = 6.0 if encoding == "spikes" else 15.0
+        return SpikingRCClassifier(n_in, n_classes, hidden, dt=dt, hidden_card=card,
+                                   input_encoding=encoding, input_scale=scale, seed=seed)
+    raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
+
+
+def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
+              batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
+              activation="sigmoid", card="alif", keywords_root=None):
+    """Train one network and evaluate it with early exit; returns the metrics dict.
+
+    ``thetas``: extra read-out thresholds for the speed-accuracy curve of the trained network.
+    The spiking model decides at its first output spike (``theta`` 0.5 in training and
+    read-out); ``thetas`` is ignored for it.
+    """
+    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
+    net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card)
+    if model == "spiking":
+        theta, thetas = 0.5, None
+    opt = torch.optim.Adam(net.parameters(), lr)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(epochs):
+        r = train_epoch(net, opt, batches(tr, batch_size, True, gen), mode=mode, theta=theta,
+                        beta=beta, activation=activation, clip=5.0)
+        history.append(r)
+        log.info("%s %s %s epoch %d: loss %.4f, %.1f s, steps %.2f", task, model, mode, epoch,
+                 r["loss"], r["seconds"], r["steps_computed_frac"])
+    curve = []
+    for th in sorted(set([theta] + list(thetas or []))):
+        ev = evaluate(net, batches(te, 500), theta=th, activation=activation)
+        curve.append({"theta": th, **ev})
+    main = next(c for c in curve if c["theta"] == theta)
+    metrics = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
+               "epochs": epochs, "lr": lr, "batch_size": batch_size, "hidden": hidden,
+               "seed": seed, "activation": activation, "steps": info["steps"],
+               "accuracy": main["accuracy"], "mean_decision_step": main["mean_decision_step"],
+               "steps_saved_frac": main["steps_saved_frac"],
+               "epoch_seconds": float(np.mean([h["seconds"] for h in history])),
+               "history": history, "curve": curve}
+    if out is not None:
+        out = Path(out)
+        write_json(out / "metrics.json", metrics)
+        with atomic_path(out / "model.pt") as tmp:
+            torch.save(net.state_dict(), tmp)
+        if model == "spiking":
+            net.to_spec(steps=info["steps"], theta=theta, task=task).save(out / "spec.npz")
+    return metrics
+
+
+def register(sub):
+    p = sub.add_parser("rank-coding", help="train a rank-coding (or baseline) recurrent classifier",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", choices=TASKS, default="spotting")
+    p.add_argument("--model", choices=["lstm", "spiking"], default="lstm")
+    p.add_argument("--mode", choices=["rc", "full"], default="rc",
+                   help="rc: loss at the first crossing; full: loss at the last step (baseline)")
+    p.add_argument("--theta", type=float, default=0.95)
+    p.add_argument("--beta", type=float, default=0.0)
+    p.add_argument("--activation", choices=["sigmoid", "softmax"], default="sigmoid")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=125)
+    p.add_argument("--card", default="alif", help="hidden card of the spiking model")
+    p.add_argument("--n-train", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    m = train_run(args.task, args.model, args.mode, args.theta, args.beta, args.epochs, args.lr,
+                  args.batch_size, args.hidden, args.seed, args.n_train, out=args.out,
+                  activation=args.activation, card=args.card)
+    print(json.dumps({k: m[k] for k in ("task", "model", "mode", "accuracy", "mean_decision_step",
+                                        "steps_saved_frac", "epoch_seconds")}, indent=2))
+    return 0
