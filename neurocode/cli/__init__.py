@@ -10,7 +10,7 @@ import sys
 from neurocode import __version__
 
 #: Subcommand modules under ``neurocode.cli``; each defines ``register(subparsers)``.
-COMMANDS = ["models", "simulate", "doctor"]
+COMMANDS = ["models", "simulate", "doctor", "rank_coding"]
 
 
 def build_parser():
