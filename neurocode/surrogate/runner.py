@@ -1,0 +1,374 @@
+"""A whole :class:`~neurocode.network.NetworkSpec` in torch, step by step as Brian2 runs it.
+
+Within one time step ``n`` (``t = n*dt``) the runner follows Brian2's schedule:
+
+1. state update of every population (``groups`` slot);
+2. threshold of every population, and input spikes emitted in this step (``thresholds``);
+3. synaptic propagation (``synapses``): a spike at step ``n`` through a synapse with delay
+   ``d = round(delay/dt)`` steps changes the target at step ``n + d``, after thresholding,
+   so it is first seen by the state update of step ``n + d + 1``;
+4. reset of every population (``resets``) - a reset overrides synaptic input to the same
+   variable in the same step, as in Brian2.
+
+States are recorded at the start of each step (before the update), like Brian2's
+``StateMonitor``. Synaptic ``on_pre`` code is generated from the card: each statement must
+read ``X_post += f(w)`` or ``X_post -= f(w)``; ``f`` is evaluated on the weight vector once
+per forward call and applied as a (sparse or dense) matrix product with the presynaptic
+spikes. Input spike times are binned as Brian2's ``SpikeGeneratorGroup`` does:
+step ``int((t + 1e-3*dt)/dt)``.
+
+>>> import numpy as np, torch
+>>> from brian2 import nA
+>>> from neurocode.network import NetworkSpec
+>>> spec = NetworkSpec(dt=1e-4, seed=0)
+>>> spec.add_input("in", 2, indices=[0, 1], times=[0.0, 1e-3])
+>>> pop = spec.add_population("exc", "lif", 3)
+>>> proj = spec.connect("in", "exc", p=1.0, weight=5 * nA)
+>>> runner = NetworkRunner(spec, dtype=torch.float64)
+>>> out = runner(steps=50, record={"exc": ["v"]})
+>>> tuple(out.spikes["exc"].shape), tuple(out.states["exc"]["v"].shape)
+((50, 1, 3), (50, 1, 3))
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from brian2.utils.stringtools import get_identifiers
+
+from neurocode.errors import NetworkSpecError
+from neurocode.surrogate import surrogate as _surrogate
+from neurocode.surrogate.codegen import TranslationError, compile_block, make_namespace, parse_statements
+from neurocode.surrogate.dynamics import PopulationDynamics
+
+logger = logging.getLogger(__name__)
+
+#: Without gradients, projections with more than this many source x target pairs
+#: propagate event-driven; smaller ones use one matrix product per step.
+EVENT_DRIVEN_MIN = 2 ** 18
+
+
+@dataclass
+class RunOutput:
+    """What :meth:`NetworkRunner.forward` returns.
+
+    Attributes
+    ----------
+    spikes : dict of str -> tensor (T, batch, n)
+    states : dict of str -> dict of str -> tensor (T, batch, n), recorded at step starts
+    final_state : dict of str -> dict of str -> tensor (batch, n)
+    """
+
+    spikes: dict
+    states: dict = field(default_factory=dict)
+    final_state: dict = field(default_factory=dict)
+
+
+def synaptic_effects(card, dtype):
+    """Analyse ``card.on_pre`` into ``[(target_var, sign, f)]`` with ``f(w) -> effect``.
+
+    Raises :class:`TranslationError` naming any statement that is not ``X_post += f(w)``
+    or ``X_post -= f(w)`` with ``f`` depending on the weight only.
+
+    >>> import torch
+    >>> from neurocode.models import load_card
+    >>> [(v, s) for v, s, _ in synaptic_effects(load_card("coba_lif"), torch.float64)]
+    [('g_e', 1.0), ('g_i', -1.0)]
+    """
+    effects = []
+    where = f"card '{card.name}' [synapse.on_pre]"
+    ns = make_namespace(dtype)
+    for target, op, expr in parse_statements(card.on_pre, where):
+        stmt = f"{target} {op} {expr}"
+        if op not in ("+=", "-=") or not target.endswith("_post"):
+            raise TranslationError(f"{where}: cannot express '{stmt}' as a weight matrix product; "
+                                   "on_pre statements must read 'X_post += f(w)' or 'X_post -= f(w)'")
+        var = target[: -len("_post")]
+        others = get_identifiers(expr) - {card.weight}
+        bad = sorted(name for name in others if name.endswith(("_pre", "_post")) or name in card.defaults
+                     or name in card.equations.names or name in ("t", "lastupdate", "i", "j"))
+        if bad:
+            raise TranslationError(f"{where}: in '{stmt}' the increment depends on {bad}; only "
+                                   f"functions of the weight '{card.weight}' can be applied as a matrix product")
+        fn, _ = compile_block("effect", [("_nc_out", "=", expr)], [card.weight], ["_nc_out"], ns,
+                              f"{where} '{stmt}'")
+        effects.append((var, 1.0 if op == "+=" else -1.0,
+                        lambda w, fn=fn, name=card.weight: fn(**{name: w})["_nc_out"]))
+    return effects
+
+
+def input_tensor(inp, steps, dt, dtype=torch.float32, device="cpu"):
+    """Spike tensor (steps, 1, n) of an :class:`~neurocode.network.InputPopulation`.
+
+    A spike at time ``t`` falls in step ``int((t + 1e-3*dt)/dt)``, as in Brian2's
+    ``SpikeGeneratorGroup``; spikes after the last step are dropped.
+    """
+    bins = np.asarray((inp.times + 1e-3 * dt) / dt, dtype=np.int64)
+    keep = bins < steps
+    out = torch.zeros(steps, 1, inp.size, dtype=dtype, device=device)
+    out[torch.as_tensor(bins[keep]), 0, torch.as_tensor(inp.indices[keep])] = 1.0
+    return out
+
+
+class _Projection:
+    """Index structures of one projection (no parameters; the runner owns the weights)."""
+
+    def __init__(self, proj, n_src, n_tgt, effects, dt, device, sparse):
+        self.name, self.source, self.target = proj.name, proj.source, proj.target
+        self.n_src, self.n_tgt, self.effects = n_src, n_tgt, effects
+        steps = np.zeros(proj.i.size, dtype=np.int64) if proj.delays is None else \
+            np.round(proj.delays / dt).astype(np.int64)
+        self.groups = []  # (delay steps, synapse index tensor)
+        for d in np.unique(steps):
+            self.groups.append((int(d), torch.as_tensor(np.nonzero(steps == d)[0], device=device)))
+        self.max_delay = int(steps.max()) if steps.size else 0
+        order = np.argsort(proj.i, kind="stable")
+        self.i = torch.as_tensor(proj.i, device=device)
+        self.j = torch.as_tensor(proj.j, device=device)
+        density = proj.i.size / max(1, n_src * n_tgt)
+        self.sparse = density < 0.1 if sparse == "auto" else bool(sparse)
+        # CSR by source for event-driven propagation without gradients
+        self.order = torch.as_tensor(order, device=device)
+        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(np.bincount(proj.i, minlength=n_src))]),
+                                      device=device)
+        self.steps = torch.as_tensor(steps, device=device)
+
+
+class NetworkRunner(torch.nn.Module):
+    """All populations and projections of a NetworkSpec; weights are ``nn.Parameter`` s.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+    spike_fn : SpikeFunction, optional
+        Default ``surrogate.superspike(slope=25)``.
+    detach_reset : bool
+        See :class:`PopulationDynamics`.
+    dtype : torch.dtype
+    device : str or torch.device
+    sparse : {"auto", True, False}
+        Sparse (COO) or dense weight matrices when gradients are needed; ``"auto"`` picks
+        sparse below 10 % connectivity. Without gradients propagation is event-driven.
+    generator : torch.Generator, optional
+        Random source for stochastic equations.
+    """
+
+    def __init__(self, spec, spike_fn=None, detach_reset=False, dtype=torch.float32, device="cpu",
+                 sparse="auto", generator=None):
+        super().__init__()
+        self.spec, self.dt, self.dtype = spec, float(spec.dt), dtype
+        self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
+        self.dynamics = torch.nn.ModuleDict({
+            self._key(name): PopulationDynamics(pop.card, pop.params, self.dt, spike_fn=self.spike_fn,
+                                                detach_reset=detach_reset, dtype=dtype, device=device,
+                                                generator=generator)
+            for name, pop in spec.populations.items()})
+        self.weights = torch.nn.ParameterDict()
+        self.projections = []
+        effects = {}
+        for proj in spec.projections:
+            target = spec.populations[proj.target]
+            if target.card.kind != "spiking" or not target.card.on_pre:
+                raise NetworkSpecError(f"projection {proj.name}: target '{proj.target}' (card "
+                                       f"'{target.card.name}') has no synapse on_pre code")
+            if proj.source in spec.populations and not self.populations[proj.source].spiking:
+                raise NetworkSpecError(f"projection {proj.name}: source '{proj.source}' is a rate "
+                                       "population and emits no spikes")
+            if target.card.name not in effects:
+                effects[target.card.name] = synaptic_effects(target.card, dtype)
+            for var, _, _ in effects[target.card.name]:
+                if var not in self.populations[proj.target].state_names:
+                    raise TranslationError(f"card '{target.card.name}' [synapse.on_pre]: '{var}_post' is not a "
+                                           f"state variable of the target ({self.populations[proj.target].state_names})")
+            self.projections.append(_Projection(proj, spec.size(proj.source), spec.size(proj.target),
+                                                effects[target.card.name], self.dt, device, sparse))
+            self.weights[self._key(proj.name)] = torch.nn.Parameter(
+                torch.as_tensor(proj.weights, dtype=dtype, device=device))
+        self.device = torch.device(device)
+
+    @staticmethod
+    def _key(name):
+        return "n_" + name.replace(".", "_")
+
+    @property
+    def populations(self):
+        """Population name -> :class:`PopulationDynamics`."""
+        return {name: self.dynamics[self._key(name)] for name in self.spec.populations}
+
+    # -- synapses ----------------------------------------------------------------------------
+    def _matrices(self, skip=None):
+        """Per projection, per effect, per delay group: a (n_tgt, n_src) operator for ``W @ s``."""
+        ops = []
+        for proj, skip in zip(self.projections, skip or [False] * len(self.projections)):
+            if skip:
+                ops.append(None)
+                continue
+            w = self.weights[self._key(proj.name)]
+            per_effect = []
+            for var, sign, fn in proj.effects:
+                eff = sign * torch.as_tensor(fn(w), dtype=self.dtype, device=w.device).expand_as(w)
+                groups = []
+                for d, idx in proj.groups:
+                    values = eff[idx]
+                    if proj.sparse:
+                        mat = torch.sparse_coo_tensor(torch.stack([proj.j[idx], proj.i[idx]]), values,
+                                                      (proj.n_tgt, proj.n_src)).coalesce()
+                    else:
+                        mat = torch.zeros(proj.n_tgt, proj.n_src, dtype=self.dtype, device=w.device)
+                        mat = mat.index_put((proj.j[idx], proj.i[idx]), values, accumulate=True)
+                    groups.append((d, mat))
+                per_effect.append((var, eff, groups))
+            ops.append(per_effect)
+        return ops
+
+    def _propagate(self, proj, per_effect, spikes, pending, n, event_driven):
+        """Add this step's effects of ``spikes`` (batch, n_src) into the ring buffer."""
+        if event_driven:  # gather the synapses of the sources that spiked (CSR by source)
+            b_idx, src = spikes.nonzero(as_tuple=True)
+            if b_idx.numel() == 0:
+                return
+            starts = proj.indptr[src]
+            counts = proj.indptr[src + 1] - starts
+            owner = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), counts)
+            first = torch.cumsum(counts, 0) - counts
+            syn = proj.order[starts[owner] + torch.arange(owner.numel(), device=src.device) - first[owner]]
+            value, rows, cols = spikes[b_idx, src][owner], b_idx[owner], proj.j[syn]
+            for var, eff, _ in per_effect:
+                contrib = eff[syn] * value
+                for d, _ in proj.groups:
+                    sel = None if len(proj.groups) == 1 else proj.steps[syn] == d
+                    out = torch.zeros(spikes.shape[0], proj.n_tgt, dtype=self.dtype, device=spikes.device)
+                    if sel is None:
+                        out.index_put_((rows, cols), contrib, accumulate=True)
+                    else:
+                        out.index_put_((rows[sel], cols[sel]), contrib[sel], accumulate=True)
+                    self._schedule(pending, (proj.target, var), n + d, out)
+            return
+        for var, _, groups in per_effect:
+            for d, mat in groups:
+                if mat.is_sparse:
+                    out = torch.sparse.mm(mat, spikes.t()).t()
+                else:
+                    out = spikes @ mat.t()
+                self._schedule(pending, (proj.target, var), n + d, out)
+
+    @staticmethod
+    def _schedule(pending, key, step, value):
+        slot = pending.setdefault(step, {})
+        slot[key] = value if key not in slot else slot[key] + value
+
+    # -- running -----------------------------------------------------------------------------
+    def initial_state(self, batch=1):
+        """Initial state of every population: dict pop -> dict var -> (batch, n)."""
+        return {name: dyn.initial_state(batch) for name, dyn in self.populations.items()}
+
+    def _inputs(self, inputs, steps, batch):
+        out = {}
+        for name, inp in self.spec.inputs.items():
+            if name in inputs:
+                x = torch.as_tensor(inputs[name], device=self.device)
+                if x.dim() != 3 or x.shape[2] != inp.size or x.shape[0] < steps:
+                    raise ValueError(f"input '{name}' must be a (time >= {steps}, batch, {inp.size}) tensor, "
+                                     f"got shape {tuple(x.shape)}")
+                out[name] = x.to(self.dtype)
+            else:
+                out[name] = input_tensor(inp, steps, self.dt, self.dtype, self.device)
+        unknown = set(inputs) - set(self.spec.inputs)
+        if unknown:
+            raise ValueError(f"unknown input(s) {sorted(unknown)}; the spec has {sorted(self.spec.inputs)}")
+        return out
+
+    def forward(self, inputs=None, steps=None, record=None, batch=None, state=None, t0=0.0):
+        """Run ``steps`` time steps.
+
+        Parameters
+        ----------
+        inputs : dict of str -> tensor (T, batch, n_in), optional
+            Input spikes per step; inputs not given come from the spec's spike times.
+        steps : int, optional
+            Number of steps (default: the length of the given inputs).
+        record : dict of str -> list of str, optional
+            State variables to record per population.
+        batch : int, optional
+            Batch size when no input tensor gives it (default 1).
+        state : dict, optional
+            Start state (from :meth:`initial_state` or a previous ``final_state``).
+        t0 : float
+            Time of the first step (s).
+
+        Returns
+        -------
+        RunOutput
+        """
+        inputs, record = dict(inputs or {}), dict(record or {})
+        if steps is None:
+            if not inputs:
+                raise ValueError("give steps= or input tensors (their first dimension is the number of steps)")
+            steps = min(int(torch.as_tensor(x).shape[0]) for x in inputs.values())
+        if batch is None:
+            batch = int(torch.as_tensor(next(iter(inputs.values()))).shape[1]) if inputs else 1
+        for pop, names in record.items():
+            if pop not in self.populations:
+                raise ValueError(f"cannot record '{pop}': no such population ({sorted(self.populations)})")
+            unknown = set(names) - set(self.populations[pop].state_names) - {"lastspike"}
+            if unknown:
+                raise ValueError(f"cannot record {sorted(unknown)} of '{pop}': state variables are "
+                                 f"{self.populations[pop].state_names}")
+        drive = self._inputs(inputs, steps, batch)
+        state = self.initial_state(batch) if state is None else dict(state)
+        no_grad = not (torch.is_grad_enabled() and (
+            any(p.requires_grad for p in self.parameters()) or any(x.requires_grad for x in drive.values())))
+        # without gradients, large projections propagate event-driven (only the synapses of
+        # spiking sources, as Brian2 does); otherwise a dense or sparse matrix product
+        event = [no_grad and p.n_src * p.n_tgt > EVENT_DRIVEN_MIN for p in self.projections]
+        ops = self._matrices(skip=event)
+        if any(event):
+            with torch.no_grad():
+                effects = [[(var, sign * torch.as_tensor(fn(self.weights[self._key(p.name)]), dtype=self.dtype)
+                             .expand(p.i.shape), None) for var, sign, fn in p.effects] for p in self.projections]
+        spikes_out = {name: [] for name, dyn in self.populations.items() if dyn.spiking}
+        traces = {pop: {var: [] for var in names} for pop, names in record.items()}
+        pending = {}
+        populations = self.populations
+        constants = {name: dyn.constants() for name, dyn in populations.items()}
+        for n in range(steps):
+            t = t0 + n * self.dt
+            for pop, names in record.items():
+                for var in names:
+                    traces[pop][var].append(state[pop][var])
+            conds, spikes = {}, {}
+            nrs = {}
+            for name, dyn in populations.items():
+                state[name], nrs[name] = dyn.update(state[name], t, constants[name])
+            for name, dyn in populations.items():
+                if dyn.spiking:
+                    spikes[name], conds[name], state[name] = dyn.threshold(state[name], t, nrs[name])
+                    spikes_out[name].append(spikes[name])
+            for name in drive:
+                x = drive[name][n]
+                spikes[name] = x.expand(batch, -1) if x.shape[0] == 1 else x
+            for k, proj in enumerate(self.projections):
+                self._propagate(proj, effects[k] if event[k] else ops[k], spikes[proj.source], pending, n, event[k])
+            for (pop, var), value in pending.pop(n, {}).items():
+                state[pop] = dict(state[pop])
+                state[pop][var] = state[pop][var] + value
+            for name, dyn in populations.items():
+                if dyn.spiking:
+                    state[name] = dyn.reset(state[name], spikes[name], conds[name], t)
+        return RunOutput(spikes={k: torch.stack(v) for k, v in spikes_out.items()},
+                         states={pop: {var: torch.stack(v) for var, v in d.items()} for pop, d in traces.items()},
+                         final_state=state)
+
+    def to_spec(self):
+        """A copy of the spec with the current (trained) weights."""
+        spec = copy.copy(self.spec)
+        spec.projections = []
+        for proj in self.spec.projections:
+            new = copy.copy(proj)
+            new.weights = self.weights[self._key(proj.name)].detach().cpu().double().numpy().copy()
+            spec.projections.append(new)
+        return spec
