@@ -85,8 +85,22 @@ def brian_variables(equations, dt):
     return variables
 
 
+_CODE_CACHE = {}
+
+
 def state_update_code(card, dt):
-    """Brian2's abstract state-update code for ``card`` (with refractoriness applied)."""
+    """Brian2's abstract state-update code for ``card`` (with refractoriness applied).
+
+    Cached per (equations, refractoriness, method, dt): sympy's solution of an ``exact``
+    system can take seconds.
+    """
+    key = (str(card.full_equations), bool(card.refractory), card.method, float(dt))
+    if key not in _CODE_CACHE:
+        _CODE_CACHE[key] = _state_update_code(card, dt)
+    return _CODE_CACHE[key]
+
+
+def _state_update_code(card, dt):
     equations = card.full_equations
     if card.refractory:
         equations = add_refractoriness(equations)

@@ -187,7 +187,7 @@ class NetworkRunner(torch.nn.Module):
             self.projections.append(_Projection(proj, spec.size(proj.source), spec.size(proj.target),
                                                 effects[target.card.name], self.dt, device, sparse))
             self.weights[self._key(proj.name)] = torch.nn.Parameter(
-                torch.as_tensor(proj.weights, dtype=dtype, device=device))
+                torch.tensor(proj.weights, dtype=dtype, device=device))  # a copy: the spec stays as given
         self.device = torch.device(device)
 
     @staticmethod

@@ -55,6 +55,8 @@ _GRADS = {"superspike": _superspike_grad, "arctan": _arctan_grad,
 class _Heaviside(torch.autograd.Function):
     """Heaviside forward, surrogate derivative backward (reverse and forward mode)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(x, cond, kind, slope):
         if cond is None:
