@@ -1,6 +1,9 @@
 """C++ standalone: same spikes as the runtime device; re-runs with new data never recompile."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ def assert_same_spikes(a, b, name="net"):
 @pytest.fixture(scope="module")
 def session(standalone_cache):
     return StandaloneSession(make_spec(), DURATION, "cpp_standalone", record={"net": ["v"]},
-                             directory=standalone_cache / "lif100")
+                             directory=standalone_cache / "lif100", input_capacity={"input": 1024})
 
 
 def test_runtime_and_cpp_standalone_give_identical_spikes(session):
@@ -65,20 +68,29 @@ def test_rerun_with_new_data_does_not_recompile(session, standalone_cache):
     assert session.runs == runs_before + 2
     assert session.compile_count <= 1
     assert os.stat(binary).st_mtime_ns == mtime
-    # a new session for the same structure reuses the compiled project
-    second = StandaloneSession(make_spec(), DURATION, "cpp_standalone", record={"net": ["v"]},
-                               directory=standalone_cache / "lif100")
-    assert second.compile_count == 0 and not second.build_info["recompiled"]
+    # a new process with the same structure reuses the compiled project (Brian2 names its
+    # code objects after the live objects of a process, so the check needs a fresh one)
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            f"from test_sim_standalone import make_spec, DURATION\n"
+            f"from neurocode.sim import StandaloneSession\n"
+            f"s = StandaloneSession(make_spec(), DURATION, 'cpp_standalone', record={{'net': ['v']}}, "
+            f"directory={str(session.directory)!r}, input_capacity={{'input': 1024}})\n"
+            f"r = s.run()\n"
+            f"print(s.compile_count, r.spikes['net'][0].size)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    compiles, n_spikes = map(int, out.stdout.split()[-2:])
+    assert compiles == 0
+    assert n_spikes == again.spikes["net"][0].size
     assert os.stat(binary).st_mtime_ns == mtime
-    assert_same_spikes(again, second.run())
 
 
-def test_simulate_reuses_the_session_of_a_known_structure(standalone_cache, monkeypatch):
-    monkeypatch.setenv("NEUROCODE_CACHE", str(standalone_cache))
-    first = simulate(make_spec(), DURATION, device="cpp_standalone", progress=False)
+def test_simulate_reuses_the_session_of_a_known_structure(standalone_cache):
+    folder = standalone_cache / "lif100"       # same code, other capacity: main.cpp recompiles
+    first = simulate(make_spec(), DURATION, device="cpp_standalone", directory=folder, progress=False)
     spec = make_spec()
-    spec.populations["net"].params["v_th"] = np.full(100, -55e-3)
-    second = simulate(spec, DURATION, device="cpp_standalone", progress=False)
+    spec.populations["net"].params["v_th"] = np.full(100, -45e-3)
+    second = simulate(spec, DURATION, device="cpp_standalone", directory=folder, progress=False)
     assert first.metadata["directory"] == second.metadata["directory"]
     assert second.metadata["run"] == 2 and second.timings["compile"] == 0.0
     assert second.spikes["net"][0].size < first.spikes["net"][0].size     # higher threshold

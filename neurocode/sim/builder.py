@@ -94,13 +94,39 @@ class BuiltNetwork:
     record: dict = field(default_factory=dict)
     input_capacity: dict = field(default_factory=dict)
 
-    def view(self, name, var):
-        """A ``VariableView`` for ``run_args`` (also of read-only internals)."""
-        group = self.groups.get(name) or self.inputs.get(name) or self.synapses.get(name)
-        return VariableView(var, group.variables[var], group)
+    def view(self, kind, name, var):
+        """A ``VariableView`` for ``run_args`` (also of read-only internals).
+
+        ``kind`` is ``"groups"``, ``"inputs"`` or ``"synapses"`` (names may repeat across kinds).
+        """
+        group = getattr(self, kind)[name]
+        variable = group.variables[var]
+        return VariableView(var, variable, group, dimensions=variable.dim)
 
 
-def build_network(spec, record=None, initial=None, input_capacity=None, duration=None):
+def trial_reset_code(pop, group, overrides=None):
+    """Brian2 statements setting ``pop``'s state back to its initial values (trial resets).
+
+    Variables with a card ``initial`` expression get it again; the others get zero;
+    refractoriness is cleared. Parameters (``(constant)`` variables) are left alone.
+    """
+    from brian2.equations.equations import SUBEXPRESSION
+    from brian2.units.fundamentalunits import DIMENSIONLESS
+
+    from neurocode.units import dimension_name
+
+    lines, exprs = [], dict(pop.card.initial, **(overrides or {}))
+    for eq in pop.card.equations.ordered:
+        if eq.type == SUBEXPRESSION:
+            continue
+        zero = "0" if eq.dim is DIMENSIONLESS else f"0*{dimension_name(eq.dim)}"
+        lines.append(f"{eq.varname} = {exprs.get(eq.varname, zero)}")
+    if "lastspike" in group.variables:
+        lines += ["lastspike = -1e4*second", "not_refractory = True"]
+    return "\n".join(lines)
+
+
+def build_network(spec, record=None, initial=None, input_capacity=None, duration=None, trial_period=None):
     """Create the Brian2 objects for ``spec`` on the active device.
 
     Parameters
@@ -115,6 +141,11 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
         that never fire, so later runs may bring up to that many spikes via ``run_args``.
     duration : float, optional
         Simulated time (s); needed with ``input_capacity`` to place the padding.
+    trial_period : float, optional
+        Trials concatenated in time (s): at ``t = k * trial_period`` (``when="start"``, before
+        anything else of the step) every population's state variables are set back to their
+        card's initial values, so trial ``k`` does not depend on trial ``k - 1``. Spikes still
+        in flight on delayed synapses are not cleared: make the period longer than the delays.
 
     Returns
     -------
@@ -141,6 +172,12 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
                 setattr(group, var + "_", value)
         built.groups[pop.name] = group
         objects.append(group)
+        if trial_period is not None:
+            if any(not isinstance(v, str) for v in (initial.get(pop.name) or {}).values()):
+                raise NetworkSpecError(f"population '{pop.name}': trial resets use the card's initial "
+                                       "expressions; give initial overrides as Brian2 expressions")
+            objects.append(group.run_regularly(trial_reset_code(pop, group, initial.get(pop.name)), dt=trial_period * second,
+                                               when="start", name=brian_name("trial_reset", pop.name)))
         if card.threshold:
             mon = SpikeMonitor(group, name=brian_name("spikes", pop.name))
             built.spike_monitors[pop.name] = mon
@@ -213,5 +250,5 @@ def as_quantity(view, values):
     """SI values as a Quantity with the dimensions of ``view`` (for ``run_args``)."""
     from brian2.units.fundamentalunits import DIMENSIONLESS
     if view.dim is DIMENSIONLESS:
-        return np.asarray(values, dtype=view.dtype)
-    return Quantity(np.asarray(values, dtype=np.float64), dim=view.dim)
+        return np.ascontiguousarray(values, dtype=view.dtype)
+    return Quantity(np.ascontiguousarray(values, dtype=np.float64), dim=view.dim)

@@ -66,6 +66,9 @@ class StandaloneSession:
         Spike slots per input (default :func:`default_capacity` of the spec's spikes).
     initial : dict, optional
         Initial-value overrides per population (see :func:`~neurocode.sim.builder.build_network`).
+    trial_period : float, optional
+        Reset every population's state to its initial values every ``trial_period`` seconds
+        (trials concatenated in time; see :func:`~neurocode.sim.builder.build_network`).
 
     Attributes
     ----------
@@ -78,7 +81,7 @@ class StandaloneSession:
     """
 
     def __init__(self, spec, duration, device="cpp_standalone", record=None, threads=1, directory=None,
-                 input_capacity=None, initial=None):
+                 input_capacity=None, initial=None, trial_period=None):
         from brian2 import second
 
         check_device(device)
@@ -91,14 +94,16 @@ class StandaloneSession:
             raise NetworkSpecError(f"duration must be > 0 s, got {self.duration}")
         capacity = {name: default_capacity(inp.indices.size) for name, inp in spec.inputs.items()}
         capacity.update(input_capacity or {})
-        key = structure_key(spec, self.duration, record or {}, device, threads)
+        extra = None if trial_period is None else {"trial_period": float(trial_period)}
+        key = structure_key(spec, self.duration, record or {}, device, threads, extra)
         self.directory = Path(directory) if directory else cache_root() / "projects" / f"{device}-{key}"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.runs, self.compile_count = 0, 0
         self._initial = initial or {}
         t0 = time.perf_counter()
         with device_context(device, threads=threads, dt=spec.dt) as dev:
-            built = build_network(spec, record, initial, input_capacity=capacity, duration=self.duration)
+            built = build_network(spec, record, initial, input_capacity=capacity, duration=self.duration,
+                                  trial_period=trial_period)
             dev.seed(spec.seed)
             built.network.run(self.duration * second, namespace={}, report="text",
                               report_period=2 * second)
@@ -140,8 +145,8 @@ class StandaloneSession:
         if np.any((np.diff(bins) == 0) & (np.diff(idx) == 0)):
             raise NetworkSpecError(f"inputs: '{name}' has a source spiking twice in one time step (dt = {dt} s)")
         pad = cap - idx.size
-        args[self.built.view(name, "_timebins")] = np.concatenate([bins, np.full(pad, NEVER, np.int32)])
-        args[self.built.view(name, "neuron_index")] = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
+        args[self.built.view("inputs", name, "_timebins")] = np.concatenate([bins, np.full(pad, NEVER, np.int32)])
+        args[self.built.view("inputs", name, "neuron_index")] = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
 
     def _run_args(self, inputs, params, weights, initial):
         args = {}
@@ -157,7 +162,7 @@ class StandaloneSession:
                 raise NetworkSpecError(f"params: card '{p.card.name}' has no parameter(s) {sorted(unknown)}")
             for key, val in values.items():
                 val = np.broadcast_to(np.asarray(val, dtype=np.float64), (p.size,))
-                args[self.built.view(pop, key)] = val
+                args[self.built.view("groups", pop, key)] = val
                 changed.setdefault(pop, {})[key] = val
         for name, val in (weights or {}).items():
             if name not in self.built.synapses:
@@ -168,7 +173,7 @@ class StandaloneSession:
                 raise NetworkSpecError(f"weights: '{name}' needs {proj.i.size} values (one per synapse), "
                                        f"got shape {val.shape}")
             if val.size:
-                args[self.built.view(name, self.spec.populations[proj.target].card.weight)] = val
+                args[self.built.view("synapses", name, self.spec.populations[proj.target].card.weight)] = val
         # initial values that depend on changed parameters are recomputed here
         for pop in set(changed) | set(initial or {}):
             p = self.spec.populations[pop]
@@ -181,7 +186,7 @@ class StandaloneSession:
                         raise NetworkSpecError(f"initial: '{pop}.{var}' = {value!r} cannot be evaluated "
                                                "outside Brian2; give SI values")
                     continue
-                args[self.built.view(pop, var)] = value
+                args[self.built.view("groups", pop, var)] = value
         return {view: as_quantity(view, val) for view, val in args.items()}
 
     def run(self, inputs=None, params=None, weights=None, initial=None, progress=False):
