@@ -14,7 +14,7 @@ States are recorded at the start of each step (before the update), like Brian2's
 ``StateMonitor``. Synaptic ``on_pre`` code is generated from the card: each statement must
 read ``X_post += f(w)`` or ``X_post -= f(w)``; ``f`` is evaluated on the weight vector once
 per forward call and applied as a (sparse or dense) matrix product with the presynaptic
-spikes. Input spike times are binned as Brian2's ``SpikeGeneratorGroup`` does:
+spikes (sparse: a per-synapse gather and ``index_add``, whose backward pass is also sparse). Input spike times are binned as Brian2's ``SpikeGeneratorGroup`` does:
 step ``int((t + 1e-3*dt)/dt)``.
 
 >>> import numpy as np, torch
@@ -151,8 +151,9 @@ class NetworkRunner(torch.nn.Module):
     dtype : torch.dtype
     device : str or torch.device
     sparse : {"auto", True, False}
-        Sparse (COO) or dense weight matrices when gradients are needed; ``"auto"`` picks
-        sparse below 10 % connectivity. Without gradients propagation is event-driven.
+        Sparse (per-synapse gather and ``index_add``) or dense weight matrices when gradients
+        are needed; ``"auto"`` picks sparse below 10 % connectivity. Without gradients, large
+        projections propagate event-driven.
     generator : torch.Generator, optional
         Random source for stochastic equations.
     """
@@ -214,9 +215,8 @@ class NetworkRunner(torch.nn.Module):
                 groups = []
                 for d, idx in proj.groups:
                     values = eff[idx]
-                    if proj.sparse:
-                        mat = torch.sparse_coo_tensor(torch.stack([proj.j[idx], proj.i[idx]]), values,
-                                                      (proj.n_tgt, proj.n_src)).coalesce()
+                    if proj.sparse:  # gather + index_add: O(synapses) forward and backward
+                        mat = (proj.i[idx], proj.j[idx], values)
                     else:
                         mat = torch.zeros(proj.n_tgt, proj.n_src, dtype=self.dtype, device=w.device)
                         mat = mat.index_put((proj.j[idx], proj.i[idx]), values, accumulate=True)
@@ -250,8 +250,10 @@ class NetworkRunner(torch.nn.Module):
             return
         for var, _, groups in per_effect:
             for d, mat in groups:
-                if mat.is_sparse:
-                    out = torch.sparse.mm(mat, spikes.t()).t()
+                if isinstance(mat, tuple):
+                    src, tgt, values = mat
+                    out = torch.zeros(spikes.shape[0], proj.n_tgt, dtype=self.dtype, device=spikes.device)
+                    out = out.index_add(1, tgt, spikes[:, src] * values)
                 else:
                     out = spikes @ mat.t()
                 self._schedule(pending, (proj.target, var), n + d, out)
