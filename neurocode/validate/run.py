@@ -1,0 +1,322 @@
+"""Validate a trained NetworkSpec in Brian2 against the torch engine that trained it.
+
+Two kinds of network are recognised from ``spec.metadata``:
+
+* **exact TTFS** (``model == "TTFSNetwork"``, :mod:`neurocode.surrogate.ttfs`): inputs spike
+  at ``t_input (1 - x)``; the torch reference is the closed-form layer. Silent neurons get
+  their window's end as spike time in torch, so the Brian2 network gets the same rule
+  (:func:`~neurocode.validate.variants.window_end_rule`); the answer is the first output
+  spike (ties: lowest index, as ``argmin``).
+* **spiking rank coding** (``task == "rank_coding"``, :class:`~neurocode.surrogate.rnn.
+  SpikingRCClassifier`): pixels spike once at ``step * dt`` (:mod:`neurocode.data.temporal`);
+  the torch reference is :class:`~neurocode.surrogate.runner.NetworkRunner` on the same spec;
+  the answer is the first output spike within ``steps`` steps, -1 if none.
+
+The torch prediction always comes from the spec as trained; variants and ``dt`` change only
+the Brian2 network, so agreement measures how well the answers survive the change.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import numpy as np
+
+from neurocode.errors import NetworkSpecError
+from neurocode.validate import compare
+from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present
+from neurocode.validate.variants import apply_variants, window_end_rule
+
+logger = logging.getLogger(__name__)
+
+
+def _total_delay(spec):
+    return float(sum(p.delays.max() for p in spec.projections if p.delays is not None and p.delays.size))
+
+
+class TTFSTask:
+    """Encoding, torch reference and decision of an exact TTFS network."""
+
+    kind = "ttfs"
+
+    def __init__(self, spec):
+        meta = spec.metadata
+        for key in ("tau_s", "t_input", "windows"):
+            if key not in meta:
+                raise NetworkSpecError(f"TTFS spec metadata lacks '{key}' (written by TTFSNetwork.to_spec)")
+        if meta.get("non_firing", "window_end") != "window_end":
+            raise NetworkSpecError(f"TTFS spec: silent-neuron rule {meta['non_firing']!r} is not supported")
+        self.tau_s, self.t_input = float(meta["tau_s"]), float(meta["t_input"])
+        self.windows = [float(w) for w in meta["windows"]]
+        self.input = next(iter(spec.inputs))
+        self.layers = list(spec.populations)
+        self.output = self.layers[-1]
+        self.n_in = spec.inputs[self.input].size
+
+    def encode(self, x):
+        """Input spike times (s), ``(n, n_in)``."""
+        from neurocode.data.encoding import latency_encode
+        return latency_encode(np.asarray(x, dtype=np.float64), self.t_input)
+
+    def trials(self, x):
+        return TrialInputs.from_times(self.input, self.encode(x))
+
+    def period(self, spec):
+        return self.windows[-1] + 2 * spec.dt + _total_delay(spec)
+
+    def brian_spec(self, spec):
+        return window_end_rule(spec)
+
+    def torch_reference(self, spec, x, batch=1000):
+        """Per layer, first spike times (s, ``inf`` if silent) and the answers."""
+        import torch
+
+        from neurocode.surrogate.ttfs import TTFSNetwork
+
+        net = TTFSNetwork.from_spec(spec).double()
+        t_in = self.encode(x) / self.tau_s
+        layers = [[] for _ in self.layers]
+        with torch.no_grad():
+            for s in range(0, len(t_in), batch):
+                for k, t in enumerate(net(torch.from_numpy(t_in[s:s + batch]))):
+                    layers[k].append(t.numpy())
+        times = [np.concatenate(t) for t in layers]
+        answer = np.argmin(times[-1], axis=1)
+        first = {name: np.where(t < w / self.tau_s, t * self.tau_s, np.inf)
+                 for name, t, w in zip(self.layers, times, self.windows)}
+        return first, answer
+
+    def brian_reference(self, spikes, spec):
+        """Per layer, first real spike times (forced window-end spikes -> ``inf``) and answers."""
+        first, answer = {}, None
+        for name, w in zip(self.layers, self.windows):
+            t = spikes.first_spike_times(name)
+            if name == self.output:
+                answer = compare.first_spike_answer(t)
+            first[name] = np.where(t < w - 0.5 * spec.dt, t, np.inf)
+        return first, answer
+
+
+class RCTask:
+    """Encoding, torch reference and decision of a spiking rank-coding classifier."""
+
+    kind = "rank_coding"
+
+    def __init__(self, spec):
+        meta = spec.metadata
+        encoding = (meta.get("input") or {}).get("encoding", "spikes")
+        if encoding != "spikes":
+            raise NetworkSpecError(f"rank-coding spec: input encoding {encoding!r} cannot be presented as "
+                                   "spikes in Brian2; only 'spikes' is supported")
+        if not meta.get("steps"):
+            raise NetworkSpecError("rank-coding spec metadata lacks 'steps' (pass steps= to to_spec)")
+        self.steps, self.dt = int(meta["steps"]), float(meta.get("dt", spec.dt))
+        self.input = (meta.get("input") or {}).get("population", next(iter(spec.inputs)))
+        self.output = (meta.get("decision") or {}).get("population", list(spec.populations)[-1])
+        self.layers = list(spec.populations)
+        self.n_in = spec.inputs[self.input].size
+
+    def encode(self, x):
+        """Spike step per pixel (-1: none), ``(n, n_in)``."""
+        from neurocode.data.temporal import spike_steps
+        return spike_steps(x, self.steps)
+
+    def trials(self, x):
+        steps = self.encode(x).astype(np.float64)
+        return TrialInputs.from_times(self.input, np.where(steps >= 0, steps * self.dt, np.nan))
+
+    def period(self, spec):
+        return self.steps * self.dt + _total_delay(spec)
+
+    def brian_spec(self, spec):
+        return spec
+
+    def _window(self, t):
+        return np.where(t < self.steps * self.dt - 1e-9, t, np.inf)
+
+    def torch_reference(self, spec, x, batch=500):
+        import torch
+
+        from neurocode.surrogate.runner import NetworkRunner
+
+        runner = NetworkRunner(spec, dtype=torch.float64)
+        steps = self.encode(x)
+        firsts = {name: [] for name in self.layers}
+        with torch.no_grad():
+            for s in range(0, len(steps), batch):
+                st = torch.from_numpy(steps[s:s + batch].astype(np.int64))
+                drive = (st.T.unsqueeze(0) == torch.arange(self.steps).view(-1, 1, 1)).double()
+                out = runner({self.input: drive}, steps=self.steps)
+                for name in self.layers:
+                    spk = out.spikes[name] > 0                                     # (T, B, n)
+                    any_ = spk.any(0)
+                    step = spk.double().argmax(0)                                  # first True
+                    firsts[name].append(np.where(any_.numpy(), step.numpy() * self.dt, np.inf))
+        first = {name: np.concatenate(v) for name, v in firsts.items()}
+        return first, compare.first_spike_answer(first[self.output])
+
+    def brian_reference(self, spikes, spec):
+        first = {name: self._window(spikes.first_spike_times(name)) for name in self.layers}
+        return first, compare.first_spike_answer(first[self.output])
+
+
+def task_for(spec):
+    """The task object for a spec, from its metadata."""
+    if spec.metadata.get("model") == "TTFSNetwork":
+        return TTFSTask(spec)
+    if spec.metadata.get("task") == "rank_coding":
+        return RCTask(spec)
+    raise NetworkSpecError("cannot tell how to present and decode this network: spec metadata must say "
+                           "model = 'TTFSNetwork' (exact TTFS) or task = 'rank_coding' (spiking RC)")
+
+
+def check_spec(spec, directory=None):
+    """Raise a clear error if a card of ``spec`` is missing from, or changed in, the card library."""
+    stale = spec.stale_cards() if directory is None else spec.stale_cards(directory)
+    if stale:
+        raise NetworkSpecError(
+            f"model card(s) {stale} are missing from the card library or changed since training (the card "
+            "hash stored in the spec differs); validate with the cards the network was trained with, or "
+            "retrain")
+
+
+def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
+                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False):
+    """Run samples ``x`` (labels ``y``) through ``spec`` in Brian2 and compare with torch.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        A trained network (TTFS or spiking rank coding, see module docstring).
+    x : ndarray, shape (n, n_in)
+        Pixel intensities in [0, 1].
+    y : ndarray, shape (n,)
+        Labels.
+    device : {"cpp_standalone", "runtime", "cuda_standalone"}
+    variants : sequence of str or (str, float)
+        Detailed-dynamics variants (:mod:`neurocode.validate.variants`) for the Brian2 network.
+    dt : float, optional
+        Brian2 time step (s); default the spec's.
+    chunk, threads, directory, progress
+        See :func:`~neurocode.validate.present.present`.
+    seed : int
+        Seeds the random variants (delays, heterogeneity).
+    card_dir : str or Path, optional
+        Card library for the staleness check (default ``equations/``).
+    compile_only : bool
+        Only build the Brian2 project (``cuda_standalone`` without a GPU).
+
+    Returns
+    -------
+    dict
+        ``accuracy_brian2``, ``accuracy_torch``, ``agreement``, per layer ``spike_time`` errors
+        (s and steps) and ``spikes_per_neuron`` of both engines, plus run facts and timings.
+    """
+    check_spec(spec, card_dir)
+    task = task_for(spec)
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != task.n_in:
+        raise NetworkSpecError(f"samples must be (n, {task.n_in}) for input '{task.input}', got {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise NetworkSpecError(f"labels must be ({x.shape[0]},), got {y.shape}")
+    brian = copy.copy(spec)
+    if dt is not None:
+        if not dt > 0:
+            raise NetworkSpecError(f"dt must be > 0 s, got {dt}")
+        brian.dt = float(dt)
+    brian = task.brian_spec(apply_variants(brian, variants, seed=seed))
+    t0 = time.perf_counter()
+    ref_first, ref_answer = task.torch_reference(spec, x)
+    t_torch = time.perf_counter() - t0
+    spikes = present(brian, task.trials(x), task.period(brian), device=device, chunk=chunk, threads=threads,
+                     directory=directory, progress=progress, compile_only=compile_only)
+    report = {"kind": task.kind, "device": device, "n_samples": int(len(y)), "dt": brian.dt,
+              "variants": brian.metadata.get("variants", []), "compiled_only": spikes is None}
+    if spikes is None:
+        return report
+    first, answer = task.brian_reference(spikes, brian)
+    report.update({
+        "accuracy_brian2": compare.accuracy(answer, y), "accuracy_torch": compare.accuracy(ref_answer, y),
+        "agreement": compare.agreement(answer, ref_answer), "no_answer_brian2": float(np.mean(answer < 0)),
+        "layers": {}, "timings_s": dict(spikes.timings, torch=t_torch), "presentation": spikes.info})
+    for name in task.layers:
+        err = compare.spike_time_error(first[name], ref_first[name], brian.dt)
+        report["layers"][name] = {
+            "size": brian.size(name), "spike_time": err,
+            "spikes_per_neuron_brian2": compare.spikes_per_neuron(np.isfinite(first[name])),
+            "spikes_per_neuron_torch": compare.spikes_per_neuron(np.isfinite(ref_first[name])),
+            "spikes_per_neuron_brian2_all": compare.spikes_per_neuron(spikes.counts(name))}
+    report["_answers"] = {"brian2": answer, "torch": ref_answer, "labels": y}
+    return report
+
+
+def load_samples(name, samples=None, root=None):
+    """Test images ``(x, y)`` of dataset ``name`` (:func:`neurocode.data.load_images`), the first ``samples``."""
+    from neurocode.data.images import load_images
+
+    x, y = load_images(name, "test", root=root)
+    if samples is not None:
+        if samples < 1:
+            raise NetworkSpecError(f"samples must be >= 1, got {samples}")
+        x, y = x[:samples], y[:samples]
+    return x, y
+
+
+def _run_dataset(run_dir, spec):
+    """Dataset name and root of a run: its ``config.toml`` ``[data]``, else the spec metadata."""
+    import tomllib
+
+    config = run_dir / "config.toml"
+    if config.is_file():
+        data = tomllib.loads(config.read_text()).get("data", {})
+        if data.get("name"):
+            return data["name"], data.get("root") or None
+    meta = spec.metadata
+    data = meta.get("data")
+    name = meta.get("dataset") or (data.get("name") if isinstance(data, dict) else data)
+    if not name:
+        raise NetworkSpecError(f"{run_dir}: cannot tell the dataset (no config.toml [data] name and no "
+                               "'dataset' in the spec metadata); pass data=NAME (--data)")
+    return name, None
+
+
+def report_name(device, variants=(), dt=None):
+    """File name of a validation report: ``validation-<device>[-<variants>][-dt<dt>].json``."""
+    parts = [device] + [f"{n}{s:g}" for n, s in variants]
+    if dt is not None:
+        parts.append(f"dt{dt * 1e3:g}ms")
+    return "validation-" + "-".join(parts) + ".json"
+
+
+def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt=None, out=None, data=None,
+                 root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False):
+    """Validate the network of a training run folder and write the report there (or into ``out``).
+
+    ``run_dir`` holds ``network.npz`` (the trained NetworkSpec) and, for TTFS runs,
+    ``config.toml`` naming the dataset. Returns ``(report, path)``; the report is written
+    atomically as JSON.
+    """
+    from pathlib import Path
+
+    from neurocode.io import write_json
+    from neurocode.network import NetworkSpec
+    from neurocode.validate.variants import parse_variant
+
+    run_dir = Path(run_dir)
+    spec_path = run_dir / "network.npz" if run_dir.is_dir() else run_dir
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"no trained network at {spec_path} (a run folder holds network.npz)")
+    spec = NetworkSpec.load(spec_path)
+    variants = [parse_variant(v) if isinstance(v, str) else tuple(v) for v in variants or ()]
+    name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
+    x, y = load_samples(name, samples, data_root)
+    report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
+                           progress=progress, seed=seed, compile_only=compile_only)
+    report.pop("_answers", None)
+    report.update(run=str(spec_path), dataset=name)
+    path = Path(out or spec_path.parent) / report_name(device, variants, dt)
+    write_json(path, report)
+    return report, path
