@@ -116,6 +116,7 @@ def test_conductance_variant_scales_drive_at_threshold():
     cond = apply_variants(spec, ["conductance=0.5"])
     card = cond.populations["out"].card
     assert "I_syn_e" in card.text and float(cond.populations["out"].params["E_exc"][0]) == pytest.approx(2.0)
+    assert apply_variants(spec, ["conductance=0.2"]).populations["out"].card.sha256 == card.sha256
     trials = TrialInputs.from_times("in", np.zeros((1, 1)))
     t_base = present(window_end_rule(spec), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
     t_cond = present(window_end_rule(cond), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
@@ -195,3 +196,15 @@ def test_cli_writes_report(tmp_path, capsys):
     assert "agreement" in capsys.readouterr().out
     assert main(["validate", str(run), "--variant", "wobble"]) == 2
     assert "unknown variant 'wobble'" in capsys.readouterr().err
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    page = Path(__file__).resolve().parent.parent / "docs" / "validate.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "validate.md", "exec"), {})

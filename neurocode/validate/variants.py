@@ -175,7 +175,9 @@ class _CardEdit:
         if name in self.card.defaults or name in self.card.equations.names:
             self.fail(f"it already has a variable named '{name}' (variant applied twice?)")
         values = np.broadcast_to(np.asarray(values, dtype=np.float64), (self.pop.size,)).copy()
-        self.data.setdefault("parameters", {})[name] = _quantity_text(values.mean(), dim)
+        # the card default is a placeholder (the spec carries every neuron's value): a sweep over
+        # strengths keeps the card text, hence one compiled standalone project per variant
+        self.data.setdefault("parameters", {})[name] = _quantity_text(1.0, dim)
         self.params[name] = values
 
     def population(self):
