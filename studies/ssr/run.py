@@ -1,0 +1,133 @@
+"""SSR study: sweep the regulariser strength gamma for none / M-SSR / F-SSR / membrane baseline.
+
+Each (regulariser, gamma) is one training run (``neurocode.train.train_ttfs``) executed by a
+Dask cluster: a ``LocalCluster`` by default, or an existing scheduler (``--scheduler
+tcp://host:8786``) to scale out. Runs resume from their checkpoints, so re-running the
+command after a kill only finishes what is missing.
+
+Outputs in ``--out``:
+* ``runs/<regulariser>_g<gamma>/`` -- each run's folder (config, metrics, network.npz);
+* ``sweep.csv`` -- one row per run (accuracy, spikes per hidden neuron per layer and mean);
+* ``tradeoff.png|csv`` -- accuracy vs spikes per hidden neuron (per layer and averaged);
+* ``raster_<regulariser>.png|csv`` -- Fig.-2-style raster and membrane traces.
+
+Examples::
+
+    python studies/ssr/run.py --quick --out /tmp/ssr_quick          # a few minutes on 2 cores
+    python studies/ssr/run.py --config studies/ssr/fmnist_784-400-10.toml --out runs/ssr_fmnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("ssr-study")
+
+#: gamma grid per regulariser (the full study); the scale of each term differs (see docs/ssr.md)
+GAMMAS = {"none": [0.0],
+          "m_ssr": [3e-4, 1e-3, 2e-3, 5e-3, 1e-2],
+          "f_ssr": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
+          "membrane": [3e-4, 1e-3, 3e-3, 1e-2]}
+#: the quick mode: Fashion-MNIST subset, a 784-100-10 network, 2 epochs, 2 strengths each
+QUICK = {"overrides": {"data.train_subset": 3000, "data.test_subset": 1000, "network.sizes": [784, 100, 10],
+                       "train.epochs": 2, "train.batch_size": 64, "train.lr": 3e-3, "train.checkpoint_every": 0},
+         "gammas": {"none": [0.0], "m_ssr": [3e-3, 3e-2], "f_ssr": [3e-4, 3e-3], "membrane": [3e-3, 3e-2]}}
+
+
+def run_one(config, run_dir, overrides):
+    """Train one run (in a Dask worker) and return its summary row."""
+    import torch
+
+    from neurocode.train import train_ttfs
+
+    torch.set_num_threads(1)
+    history = train_ttfs(config, run_dir, progress=False, overrides=overrides)
+    last = history[-1]
+    return {"regulariser": overrides["loss.regulariser"], "gamma": overrides["loss.gamma"],
+            "run": str(run_dir), **{k: v for k, v in last.items() if not k.startswith("train_")},
+            "train_ce": last.get("train_ce")}
+
+
+def sweep(config, out, gammas, overrides=None, scheduler=None, workers=2):
+    """Run every (regulariser, gamma) through Dask; returns the sweep DataFrame (also CSV)."""
+    from dask.distributed import Client, LocalCluster
+
+    jobs = []
+    for reg, values in gammas.items():
+        for gamma in values:
+            o = dict(overrides or {})
+            o.update({"loss.regulariser": reg, "loss.gamma": gamma})
+            jobs.append((out / "runs" / f"{reg}_g{gamma:g}", o))
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = [client.submit(run_one, str(config), run_dir, o, key=f"ssr-{run_dir.name}", pure=False)
+                   for run_dir, o in jobs]
+        rows = client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    table = pd.DataFrame(rows).sort_values(["regulariser", "gamma"])
+    from neurocode.io import atomic_path
+    with atomic_path(out / "sweep.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def figures(out, table, config, overrides=None):
+    """Trade-off figure and one raster per regulariser (its strongest gamma)."""
+    import torch
+
+    from neurocode.figures.ssr import raster_figure, tradeoff_figure
+    from neurocode.network import NetworkSpec
+    from neurocode.surrogate.ttfs import TTFSNetwork
+    from neurocode.train import _dataset, load_config
+
+    tradeoff_figure(table, out / "tradeoff")
+    cfg = load_config(config, overrides)
+    cfg["data"]["test_subset"] = 16
+    t, _ = _dataset(cfg, "test")
+    for reg in ("none", "m_ssr"):
+        sub = table[table["regulariser"] == reg]
+        if sub.empty:
+            continue
+        row = sub.sort_values("gamma").iloc[-1]
+        net = TTFSNetwork.from_spec(NetworkSpec.load(Path(row["run"]) / "network.npz"))
+        title = "no SSR" if reg == "none" else f"M-SSR, γ = {row['gamma']:g}"
+        raster_figure(net, t, out / f"raster_{reg}", title=title)
+    torch.set_num_threads(torch.get_num_threads())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--config", type=Path, default=HERE / "fmnist_784-400-10.toml")
+    parser.add_argument("--quick", action="store_true", help="small subset, small network, 2 epochs")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides, gammas = (QUICK["overrides"], QUICK["gammas"]) if args.quick else ({}, GAMMAS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = sweep(args.config, args.out, gammas, overrides, args.scheduler, args.workers)
+    figures(args.out, table, args.config, overrides)
+    cols = ["regulariser", "gamma", "accuracy", "spikes_per_hidden_neuron"]
+    print(table[cols].to_string(index=False))
+    print(f"wrote {args.out / 'sweep.csv'}, {args.out / 'tradeoff.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
