@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from neurocode.data.toy import noise_vs_signal
-from neurocode.objectives.rank_coding import (activate, early_exit, evaluate, last_step_loss,
-                                              rank_coding_loss, rc_loss_terms, train_epoch)
+from neurocode.objectives.rank_coding import (
+    activate,
+    early_exit,
+    evaluate,
+    last_step_loss,
+    rank_coding_loss,
+    rc_loss_terms,
+    train_epoch,
+)
 from neurocode.surrogate.rnn import LSTMClassifier
 
 
@@ -158,7 +165,7 @@ def test_tiny_training_reduces_loss_and_decides_early():
     x, y = noise_vs_signal(256, seed=3).tensors()
     model = LSTMClassifier(1, 2, hidden=16)
     opt = torch.optim.Adam(model.parameters(), 2e-2)
-    batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in range(0, 256, 64))  # noqa: E731
+    batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in range(0, 256, 64))
     first = train_epoch(model, opt, batches(), mode="rc", theta=0.9)
     for _ in range(7):
         last = train_epoch(model, opt, batches(), mode="rc", theta=0.9)
@@ -167,3 +174,35 @@ def test_tiny_training_reduces_loss_and_decides_early():
     ev = evaluate(model, [(xt, yt)], theta=0.9)
     assert ev["accuracy"] > 0.7
     assert ev["steps_saved_frac"] > 0
+
+
+def test_speed_accuracy_front_and_matched_comparison():
+    from neurocode.objectives.rank_coding import (
+        compare_at_matched_steps,
+        speed_accuracy_front,
+    )
+    s, a = speed_accuracy_front([3, 1, 2, 2, 5], [0.7, 0.5, 0.4, 0.6, 0.65])
+    assert s.tolist() == [1, 2, 3] and a.tolist() == [0.5, 0.6, 0.7]
+    rows = compare_at_matched_steps((s, a), ([2.5, 6], [0.5, 0.9]), n=3)
+    assert [r["step"] for r in rows] == [2.5, 2.75, 3.0]
+    assert rows[0]["difference"] == pytest.approx(0.65 - 0.5)
+    assert compare_at_matched_steps(([1, 2], [0.5, 0.6]), ([3, 4], [0.5, 0.6])) == []
+    with pytest.raises(ValueError, match="non-empty 1-d arrays of one length"):
+        speed_accuracy_front([1, 2], [0.5])
+
+
+def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
+    from neurocode.cli.rank_coding import train_run
+    kw = {"epochs": 1, "lr": 1e-2, "batch_size": 100, "hidden": 8, "n_train": 200, "thetas": [0.6]}
+    m = train_run("noise", "lstm", "rc", 0.9, **kw, out=tmp_path)
+    assert {"config.json", "checkpoint.pt", "metrics.json", "summary.json", "model.pt"} <= \
+        {p.name for p in tmp_path.iterdir()}
+    assert [c["theta"] for c in m["curve"]] == [0.6, 0.9] and len(m["history"]) == 1
+    again = train_run("noise", "lstm", "rc", 0.9, **kw, out=tmp_path)    # read back, no training
+    assert again["history"] == m["history"] and again["accuracy"] == m["accuracy"]
+    more = train_run("noise", "lstm", "rc", 0.9, **{**kw, "epochs": 2}, out=tmp_path)
+    assert len(more["history"]) == 2 and more["history"][0] == m["history"][0]
+    with pytest.raises(ValueError, match="different config"):
+        train_run("noise", "lstm", "full", 0.9, **kw, out=tmp_path)
+    with pytest.raises(ValueError, match="mode must be 'rc' or 'full'"):
+        train_run("noise", "lstm", "bptt", 0.9, **kw, out=tmp_path / "x")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from neurocode.io import atomic_path, write_json
-from neurocode.objectives.rank_coding import evaluate, train_epoch
+from neurocode.objectives.rank_coding import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,8 @@ TASKS = ("spotting", "noise", "mnist", "fashion_mnist", "keywords")
 
 
 class _Tensors:
+    """Dense ``(x, y)`` tensors with the ``batch(idx)`` / ``compact()`` / ``expand()`` protocol."""
+
     def __init__(self, x, y):
         self.x, self.y = x, y
 
@@ -36,9 +37,42 @@ class _Tensors:
         index = torch.as_tensor(index, dtype=torch.long)
         return self.x.index_select(0, index), self.y.index_select(0, index)
 
+    def compact(self):
+        """``(x, y)`` as stored: what :func:`neurocode.train.fit` indexes."""
+        return self.x, self.y
+
+    @staticmethod
+    def expand(x):
+        """Dense float inputs ``[b, steps, features]`` from a stored batch."""
+        return x
+
+
+class _Temporal:
+    """Temporal images stored as one ``int8`` spike step per pixel; expanded per batch."""
+
+    def __init__(self, data):
+        self.data, self.steps = data, data.steps
+
+    def __len__(self):
+        return len(self.data)
+
+    def batch(self, index):
+        return self.data.batch(index)
+
+    def compact(self):
+        return self.data.times, self.data.labels
+
+    def expand(self, times):
+        t = times.long()
+        return (t[:, None, :] == torch.arange(self.steps)[None, :, None]).float()
+
 
 def load_task(task, seed=0, n_train=None, keywords_root=None):
-    """``(train, test, n_in, n_classes, info)`` for a task; ``train``/``test`` have ``batch(idx)``."""
+    """``(train, test, n_in, n_classes, info)`` for a task.
+
+    ``train`` and ``test`` have ``len``, ``batch(idx) -> (x, y)`` (dense inputs),
+    ``compact() -> (x, y)`` (the stored form) and ``expand(x)`` (stored -> dense).
+    """
     if task == "spotting" or task == "noise":
         from neurocode.data.toy import TASKS as TOY
         n = n_train or 4000
@@ -52,7 +86,8 @@ def load_task(task, seed=0, n_train=None, keywords_root=None):
         if n_train:
             keep = np.random.default_rng(seed).permutation(len(tr))[:n_train]
             tr.times, tr.labels = tr.times[keep], tr.labels[keep]
-        return tr, te, tr.n_inputs, 10, {"encoding": "spikes", "steps": tr.steps, "dataset": name}
+        return (_Temporal(tr), _Temporal(te), tr.n_inputs, 10,
+                {"encoding": "spikes", "steps": tr.steps, "dataset": name})
     if task == "keywords":
         from neurocode.data.keywords import load_keywords
         tr, te = load_keywords("train", root=keywords_root), load_keywords("test", root=keywords_root)
@@ -71,11 +106,12 @@ def batches(data, batch_size, shuffle=False, generator=None):
         yield data.batch(order[k:k + batch_size])
 
 
-def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif"):
+def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0):
+    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``)."""
     from neurocode.surrogate.rnn import LSTMClassifier, SpikingRCClassifier
     torch.manual_seed(seed)
     if kind == "lstm":
-        return LSTMClassifier(n_in, n_classes, hidden)
+        return LSTMClassifier(n_in, n_classes, hidden, input_dropout=input_dropout)
     if kind == "spiking":
         scale = 6.0 if encoding == "spikes" else 15.0
         return SpikingRCClassifier(n_in, n_classes, hidden, dt=dt, hidden_card=card,
@@ -83,47 +119,98 @@ def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="
     raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
 
 
+def _config_matches(path, config):
+    """Whether the run folder's ``config.json`` describes ``config`` (``epochs`` may grow)."""
+    old = {k: v for k, v in json.loads(Path(path).read_text()).items() if k != "epochs"}
+    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k != "epochs"}
+    return old == new
+
+
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
-              activation="sigmoid", card="alif", keywords_root=None):
-    """Train one network and evaluate it with early exit; returns the metrics dict.
+              activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
+              input_dropout=0.0):
+    """Train one network with :func:`neurocode.train.fit` and evaluate it with early exit.
+
+    The run folder ``out`` (a temporary folder if ``None``) holds ``config.json``, the
+    trainer's ``checkpoint.pt`` and per-epoch ``metrics.json|csv`` (test early-exit accuracy
+    and mean decision step after every epoch, wall time per epoch), and at the end
+    ``summary.json`` (the returned dict), ``model.pt`` and, for the spiking model, ``spec.npz``.
+    A killed run resumes from its checkpoint; a finished one is read back without training
+    (``epochs`` may be raised to continue it).
 
     ``thetas``: extra read-out thresholds for the speed-accuracy curve of the trained network.
     The spiking model decides at its first output spike (``theta`` 0.5 in training and
-    read-out); ``thetas`` is ignored for it.
+    read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``mean_decision_step`` (0-based), ``steps_saved_frac``,
+        ``epoch_seconds`` (mean training wall time per epoch), ``history`` and ``curve``
+        (one early-exit evaluation per read-out threshold), plus the configuration.
     """
-    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
-    net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card)
+    import tempfile
+
+    from neurocode.objectives.rank_coding import last_step_loss, rank_coding_loss
+    from neurocode.train import fit, load_checkpoint
+
+    if mode not in ("rc", "full"):
+        raise ValueError(f"mode must be 'rc' or 'full', got {mode!r}")
     if model == "spiking":
         theta, thetas = 0.5, None
+    config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
+              "epochs": epochs, "lr": lr, "batch_size": batch_size, "hidden": hidden,
+              "seed": seed, "n_train": n_train, "activation": activation,
+              "card": card if model == "spiking" else None}
+    if model == "lstm" and input_dropout:
+        config["input_dropout"] = input_dropout
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
+        out = tmp.name
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.json").is_file() and not _config_matches(out / "config.json", config):
+        raise ValueError(f"{out} holds a run with a different config; use another folder or resume=False")
+    write_json(out / "config.json", config)
+    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
+    net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
+                      input_dropout=input_dropout if model == "lstm" else 0.0)
     opt = torch.optim.Adam(net.parameters(), lr)
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(epochs):
-        r = train_epoch(net, opt, batches(tr, batch_size, True, gen), mode=mode, theta=theta,
-                        beta=beta, activation=activation, clip=5.0)
-        history.append(r)
-        log.info("%s %s %s epoch %d: loss %.4f, %.1f s, steps %.2f", task, model, mode, epoch,
-                 r["loss"], r["seconds"], r["steps_computed_frac"])
+    objective = rank_coding_loss if mode == "rc" else last_step_loss
+
+    def loss_fn(m, xb, yb):
+        res = objective(m, tr.expand(xb), yb, theta=theta, beta=beta, activation=activation)
+        return res.loss, {"accuracy": float((res.prediction == yb).float().mean()),
+                          "steps_computed_frac": res.steps_computed / res.steps_total}
+
+    def eval_fn(m):
+        return evaluate(m, batches(te, 500), theta=theta, activation=activation)
+
+    history = fit(net, loss_fn, tr.compact(), eval_fn, out, epochs, opt, seed=seed,
+                  batch_size=batch_size, resume=resume, checkpoint_every=50, progress=progress)
+    if len(history) < epochs:    # stopped early (stop_after_steps is not used here)
+        raise RuntimeError(f"training in {out} stopped after {len(history)} of {epochs} epochs")
+    if (out / "checkpoint.pt").is_file():
+        load_checkpoint(out / "checkpoint.pt", net)
     curve = []
     for th in sorted(set([theta] + list(thetas or []))):
         ev = evaluate(net, batches(te, 500), theta=th, activation=activation)
         curve.append({"theta": th, **ev})
     main = next(c for c in curve if c["theta"] == theta)
-    metrics = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
-               "epochs": epochs, "lr": lr, "batch_size": batch_size, "hidden": hidden,
-               "seed": seed, "activation": activation, "steps": info["steps"],
+    metrics = {**config, "steps": info["steps"],
                "accuracy": main["accuracy"], "mean_decision_step": main["mean_decision_step"],
                "steps_saved_frac": main["steps_saved_frac"],
-               "epoch_seconds": float(np.mean([h["seconds"] for h in history])),
-               "history": history, "curve": curve}
-    if out is not None:
-        out = Path(out)
-        write_json(out / "metrics.json", metrics)
-        with atomic_path(out / "model.pt") as tmp:
-            torch.save(net.state_dict(), tmp)
-        if model == "spiking":
-            net.to_spec(steps=info["steps"], theta=theta, task=task).save(out / "spec.npz")
+               "epoch_seconds": float(np.mean([h["wall_s"] for h in history[:epochs]])),
+               "history": history[:epochs], "curve": curve}
+    write_json(out / "summary.json", metrics)
+    with atomic_path(out / "model.pt") as path:
+        torch.save(net.state_dict(), path)
+    if model == "spiking":
+        net.to_spec(steps=info["steps"], theta=theta, task=task).save(out / "spec.npz")
+    if tmp is not None:
+        tmp.cleanup()
     return metrics
 
 
@@ -142,16 +229,22 @@ def register(sub):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=125)
     p.add_argument("--card", default="alif", help="hidden card of the spiking model")
+    p.add_argument("--input-dropout", type=float, default=0.0,
+                   help="LSTM: probability of dropping each input at each training step")
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="run folder")
+    p.add_argument("--out", default=None, help="run folder (checkpoints every epoch; resumed if present)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start afresh even if --out holds a checkpoint")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
     p.set_defaults(func=run)
 
 
 def run(args):
     m = train_run(args.task, args.model, args.mode, args.theta, args.beta, args.epochs, args.lr,
                   args.batch_size, args.hidden, args.seed, args.n_train, out=args.out,
-                  activation=args.activation, card=args.card)
+                  activation=args.activation, card=args.card, resume=args.resume,
+                  progress=args.progress, input_dropout=args.input_dropout)
     print(json.dumps({k: m[k] for k in ("task", "model", "mode", "accuracy", "mean_decision_step",
                                         "steps_saved_frac", "epoch_seconds")}, indent=2))
     return 0

@@ -317,3 +317,66 @@ def train_epoch(model, optimizer, batches, mode="rc", theta=0.95, beta=0.0, acti
         raise ValueError("train_epoch() got no batches")
     return {"loss": total_loss / n_batches, "accuracy": correct / n,
             "seconds": time.perf_counter() - start, "steps_computed_frac": computed / total}
+
+
+def speed_accuracy_front(steps, accuracy):
+    """Upper envelope of speed-accuracy points: the best accuracy reached by each mean step.
+
+    Parameters
+    ----------
+    steps, accuracy : array_like
+        Mean decision step and accuracy of each read-out (any number of networks and
+        thresholds).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Increasing steps and the non-decreasing best accuracy among points at most that
+        slow (points dominated by a faster, more accurate one are dropped).
+
+    >>> s, a = speed_accuracy_front([5, 2, 3, 4], [0.8, 0.6, 0.5, 0.7])
+    >>> s.tolist(), a.tolist()
+    ([2.0, 4.0, 5.0], [0.6, 0.7, 0.8])
+    """
+    import numpy as np
+    steps, accuracy = np.asarray(steps, float), np.asarray(accuracy, float)
+    if steps.shape != accuracy.shape or steps.ndim != 1 or steps.size == 0:
+        raise ValueError(f"steps and accuracy must be non-empty 1-d arrays of one length, "
+                         f"got shapes {steps.shape} and {accuracy.shape}")
+    order = np.lexsort((-accuracy, steps))
+    keep_s, keep_a = [], []
+    for s, a in zip(steps[order], accuracy[order]):
+        if not keep_a or a > keep_a[-1]:
+            if keep_s and s == keep_s[-1]:
+                continue
+            keep_s.append(s)
+            keep_a.append(a)
+    return np.array(keep_s), np.array(keep_a)
+
+
+def compare_at_matched_steps(front_a, front_b, n=6):
+    """Accuracies of two speed-accuracy fronts at the same mean decision steps.
+
+    Each front (``(steps, accuracy)`` from :func:`speed_accuracy_front`) is interpolated
+    linearly on ``n`` evenly spaced steps spanning the range both fronts cover; beyond a
+    front's fastest point it is not extrapolated.
+
+    Returns
+    -------
+    list of dict
+        ``step``, ``accuracy_a``, ``accuracy_b``, ``difference`` (a - b); empty when the
+        ranges do not overlap.
+
+    >>> rows = compare_at_matched_steps(([1, 3], [0.5, 0.9]), ([2, 4], [0.4, 0.8]), n=2)
+    >>> [(r["step"], round(r["difference"], 3)) for r in rows]
+    [(2.0, 0.3), (3.0, 0.3)]
+    """
+    import numpy as np
+    (sa, aa), (sb, ab) = ((np.asarray(s, float), np.asarray(a, float)) for s, a in (front_a, front_b))
+    lo, hi = max(sa.min(), sb.min()), min(sa.max(), sb.max())
+    if lo > hi:
+        return []
+    grid = np.linspace(lo, hi, n) if hi > lo else np.array([lo])
+    ya, yb = np.interp(grid, sa, aa), np.interp(grid, sb, ab)
+    return [{"step": float(g), "accuracy_a": float(a), "accuracy_b": float(b), "difference": float(a - b)}
+            for g, a, b in zip(grid, ya, yb)]

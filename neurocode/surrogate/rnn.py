@@ -33,14 +33,20 @@ class LSTMClassifier(nn.Module):
         Number of classes (outputs).
     hidden : int
         LSTM hidden units (125 in the authors' sample code).
+    input_dropout : float
+        Probability of zeroing each input at each step during training (a regulariser
+        for small training sets: on spike inputs it deletes input spikes); 0 disables it.
     """
 
-    def __init__(self, n_in, n_classes, hidden=125):
+    def __init__(self, n_in, n_classes, hidden=125, input_dropout=0.0):
         super().__init__()
         for name, value in (("n_in", n_in), ("n_classes", n_classes), ("hidden", hidden)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
         self.n_in, self.n_classes, self.hidden = int(n_in), int(n_classes), int(hidden)
+        self.input_dropout = nn.Dropout(float(input_dropout))
         self.cell = nn.LSTMCell(self.n_in, self.hidden)
         self.readout = nn.Linear(self.hidden, self.n_classes)
 
@@ -54,7 +60,7 @@ class LSTMClassifier(nn.Module):
         """One step: inputs ``[B, n_in]`` -> ``(logits [B, n_classes], (h, c))``."""
         if x.shape[-1] != self.n_in:
             raise ValueError(f"LSTMClassifier expects {self.n_in} input features, got {x.shape[-1]}")
-        h, c = self.cell(x, state)
+        h, c = self.cell(self.input_dropout(x), state)
         return self.readout(h), (h, c)
 
     def forward(self, x):
@@ -204,6 +210,7 @@ class SpikingRCClassifier(nn.Module):
         decision rule, so a Brian2 run can reproduce the read-out.
         """
         import copy
+
         from neurocode.network import Projection
         spec = copy.copy(self._spec)
         spec.projections = []
