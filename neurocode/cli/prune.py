@@ -1,0 +1,45 @@
+"""``neurocode prune SPEC``: LNP, random or activity pruning; writes a pruned NetworkSpec."""
+
+from pathlib import Path
+
+
+def register(sub):
+    parser = sub.add_parser("prune", help="prune a recurrent NetworkSpec (LNP, random, activity)",
+                            description="Prune the 'recurrent' projection of population 'hrsnn'.")
+    parser.add_argument("spec", help="NetworkSpec file (.npz)")
+    parser.add_argument("--method", choices=["lnp", "random", "activity"], default="lnp")
+    parser.add_argument("--keep", type=float, required=True,
+                        help="fraction of synapses kept (0-1), e.g. 0.1 for 90 %% synapse sparsity")
+    parser.add_argument("--keep-neurons", type=float, default=0.7, help="fraction of neurons kept (0-1)")
+    parser.add_argument("--rates", help="for --method activity: .npy file of per-neuron rates (Hz) of the "
+                                        "dense network on the task")
+    parser.add_argument("--no-timescales", action="store_true", help="LNP: skip step 5 (timescale search)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-o", "--output", required=True, help="pruned NetworkSpec (.npz)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    import numpy as np
+    from neurocode.io import write_json
+    from neurocode.lyapunov.prune import activity_prune, lnp_prune, random_prune
+    from neurocode.network import NetworkSpec
+    if not 0 < args.keep <= 1 or not 0 < args.keep_neurons <= 1:
+        raise ValueError(f"--keep and --keep-neurons must lie in (0, 1], got {args.keep}, {args.keep_neurons}")
+    spec = NetworkSpec.load(args.spec)
+    n = spec.populations["hrsnn"].size if "hrsnn" in spec.populations else 0
+    n_syn = spec.projection("recurrent").i.size if spec.projections else 0
+    keep_syn, keep_n = int(round(args.keep * n_syn)), max(1, int(round(args.keep_neurons * n)))
+    if args.method == "lnp":
+        out, info = lnp_prune(spec, keep_syn, keep_n, optimise=not args.no_timescales, seed=args.seed)
+        write_json(Path(args.output).with_suffix(".json"), info)
+    elif args.method == "random":
+        out = random_prune(spec, keep_n, keep_syn, seed=args.seed)
+    else:
+        if not args.rates:
+            raise ValueError("--method activity needs --rates (per-neuron rates of the dense network, .npy)")
+        out = activity_prune(spec, keep_n, keep_syn, np.load(args.rates))
+    out.save(args.output)
+    print(f"{args.method}: {out.populations['hrsnn'].size}/{n} neurons, "
+          f"{out.projection('recurrent').i.size}/{n_syn} synapses -> {args.output}")
+    return 0

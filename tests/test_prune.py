@@ -1,0 +1,94 @@
+"""LNP pruning steps and the random / activity baselines."""
+
+import numpy as np
+import pytest
+
+from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
+from neurocode.lyapunov.prune import (activity_prune, betweenness_order, delocalise, effective_resistance,
+                                      ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, random_prune)
+from neurocode.network import NetworkSpec
+
+
+def test_hrsnn_has_gamma_time_constants_and_dale_signs():
+    spec = hrsnn(n=300, p=0.1, tau_mean=20e-3, tau_cv=0.5, seed=0)
+    tau = spec.populations["hrsnn"].params["tau_m"]
+    assert tau.mean() == pytest.approx(20e-3, rel=0.1) and tau.std() / tau.mean() == pytest.approx(0.5, rel=0.15)
+    proj = spec.projection("recurrent")
+    exc = proj.i < 240
+    assert np.all(proj.weights[exc] > 0) and np.all(proj.weights[~exc] < 0)
+    assert proj.i.size / (300 * 299) == pytest.approx(0.1, rel=0.1)
+
+
+def test_chrsnn_clusters_are_denser_inside():
+    spec = chrsnn(n_clusters=4, cluster_size=50, p_in=0.2, p_out=0.02, seed=0)
+    proj, cluster = spec.projection("recurrent"), np.array(spec.metadata["cluster"])
+    inside = cluster[proj.i] == cluster[proj.j]
+    assert inside.mean() > 0.7
+    means = [spec.populations["hrsnn"].params["tau_m"][cluster == c].mean() for c in range(4)]
+    assert means[0] < means[-1]
+
+
+def test_baselines_keep_requested_counts():
+    spec = hrsnn(n=60, p=0.2, seed=1)
+    r = random_prune(spec, 40, 120, seed=0)
+    assert r.populations["hrsnn"].size == 40 and r.projection("recurrent").i.size == 120
+    rates = np.arange(60, dtype=float)
+    a = activity_prune(spec, 30, 80, rates)
+    assert a.metadata["kept_neurons"] == list(range(30, 60))
+    assert a.projection("recurrent").i.size == 80
+
+
+def test_effective_resistance_of_a_path_and_a_cycle():
+    # path 0-1-2 with unit conductances: R(0,1) = 1; a 4-cycle: R = 3/4 per edge
+    assert effective_resistance(3, np.array([0, 1]), np.array([1, 2]), np.ones(2)) == pytest.approx([1, 1])
+    i, j = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 0])
+    assert effective_resistance(4, i, j, np.ones(4)) == pytest.approx(np.full(4, 0.75))
+
+
+def test_lyapunov_matrix_is_a_harmonic_mean():
+    spec = NetworkSpec(dt=1e-4)
+    spec.add_population("hrsnn", "lif", 2)
+    from neurocode.network import Projection
+    spec.add_projection(Projection("hrsnn", "hrsnn", [0], [1], [1e-10], name="recurrent"))
+    L = lyapunov_matrix(spec, [-10.0, 40.0])
+    # H_0 = H_1 = harmonic mean of 10 and 40 = 16; L = 16
+    assert L == pytest.approx([16.0], rel=1e-6)
+
+
+def test_betweenness_removes_leaves_of_a_star_first():
+    i, j = np.array([1, 2, 3, 0, 0, 0]), np.array([0, 0, 0, 1, 2, 3])
+    order, bc = betweenness_order(4, i, j, np.ones(6))
+    assert order[-1] == 0 and bc[0] > 0 and np.all(bc[1:] == 0)
+
+
+def test_delocalisation_lowers_ipr():
+    rng = np.random.default_rng(0)
+    n = 30
+    i, j = np.array([0, 1, 0, 2, 0, 3]), np.array([1, 0, 2, 0, 3, 0])    # a localised hub
+    i = np.concatenate([i, rng.integers(0, n, 20)])
+    j = np.concatenate([j, rng.integers(0, n, 20)])
+    w = np.concatenate([np.ones(6), 0.05 * np.ones(20)])
+    before = ipr(leading_eigenvector(n, i, j, w))
+    i2, j2, w2 = delocalise(n, i, j, w, add_fraction=0.2, candidates=40, seed=1)
+    assert i2.size > i.size and ipr(leading_eigenvector(n, i2, j2, w2)) < before
+
+
+def test_lnp_pipeline_with_given_exponents():
+    spec = hrsnn(n=50, p=0.2, seed=2)
+    lam = -np.linspace(5, 50, 50)
+    out, info = lnp_prune(spec, keep_synapses=150, keep_neurons=35, exponents=lam, optimise=False)
+    assert out.populations["hrsnn"].size == 35
+    assert 0 < out.projection("recurrent").i.size <= 150 + 5
+    assert out.metadata["pruned_by"] == "lnp" and len(info["exponents"]) == 50
+
+
+def test_errors_name_the_problem():
+    spec = hrsnn(n=20, p=0.2, seed=0)
+    with pytest.raises(ValueError, match="keep_neurons must lie in \\[1, 20\\]"):
+        random_prune(spec, 30, 10)
+    with pytest.raises(ValueError, match="rates must have shape \\(20,\\)"):
+        activity_prune(spec, 10, 10, np.ones(3))
+    with pytest.raises(ValueError, match="needs a population 'hrsnn'"):
+        random_prune(NetworkSpec(), 1, 0)
+    with pytest.raises(ValueError, match="connection probability"):
+        hrsnn(n=10, p=0)
