@@ -107,3 +107,14 @@ def test_loss_settings_are_checked():
     with pytest.raises(ValueError, match="needs v_hat < v_th"):
         SSRLoss(regulariser="membrane", gamma=1.0, v_hat=1.0)(net, torch.zeros(1, 4), net(torch.zeros(1, 4)),
                                                                  torch.zeros(1, dtype=torch.long))
+
+
+def test_the_docs_example_runs():
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "ssr.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {})
