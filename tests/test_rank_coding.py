@@ -158,6 +158,21 @@ def test_bad_arguments():
         early_exit(LSTMClassifier(3, 2, 4), torch.randn(2, 5, 4))
     with pytest.raises(ValueError, match="mode must be 'rc' or 'full'"):
         train_epoch(model, None, [], mode="bptt")
+    with pytest.raises(ValueError, match=r"input_dropout must lie in \[0, 1\)"):
+        LSTMClassifier(3, 2, 4, input_dropout=1.0)
+
+
+def test_input_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    model = LSTMClassifier(50, 2, 4, input_dropout=0.5)
+    x = torch.ones(3, 50)
+    model.eval()
+    a, _ = model.step(x, model.initial_state(3))
+    b, _ = model.step(x, model.initial_state(3))
+    torch.testing.assert_close(a, b)
+    model.train()
+    c, _ = model.step(x, model.initial_state(3))
+    assert not torch.allclose(a, c)
 
 
 def test_tiny_training_reduces_loss_and_decides_early():
@@ -165,7 +180,7 @@ def test_tiny_training_reduces_loss_and_decides_early():
     x, y = noise_vs_signal(256, seed=3).tensors()
     model = LSTMClassifier(1, 2, hidden=16)
     opt = torch.optim.Adam(model.parameters(), 2e-2)
-    batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in range(0, 256, 64))
+    batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in range(0, 256, 64))  # noqa: E731
     first = train_epoch(model, opt, batches(), mode="rc", theta=0.9)
     for _ in range(7):
         last = train_epoch(model, opt, batches(), mode="rc", theta=0.9)

@@ -52,15 +52,14 @@ PRESETS = {
     "paper": {
         "lstm": {"hidden": 125, "lr": 3e-3, "batch_size": 64},
         "tasks": {
-            "noise": {"epochs": 10, "n_train": 4000, "thetas": [0.8, 0.9, 0.95], "betas": [0.1, 0.3],
-                      "beta_theta": 0.9},
-            "spotting": {"epochs": 20, "n_train": 4000, "thetas": [0.9, 0.95], "betas": [], "beta_theta": 0.9},
+            "noise": {"epochs": 8, "n_train": 4000, "thetas": [0.8, 0.95], "betas": [0.1], "beta_theta": 0.95},
+            "spotting": {"epochs": 12, "n_train": 4000, "thetas": [0.95], "betas": [], "beta_theta": 0.95},
             "mnist": {"epochs": 20, "n_train": None, "input_dropout": 0.2, "thetas": [0.95], "betas": [],
                       "beta_theta": 0.95},
             "keywords": {"epochs": 15, "n_train": None, "batch_size": 16, "thetas": [0.8, 0.95],
                          "betas": [0.1], "beta_theta": 0.95}},
         "spiking": {"hidden": 64, "lr": 3e-3, "batch_size": 64, "card": "alif",
-                    "tasks": {"noise": {"epochs": 5, "n_train": 2000}, "mnist": {"epochs": 5, "n_train": None}}},
+                    "tasks": {"noise": {"epochs": 3, "n_train": 2000}, "mnist": {"epochs": 4, "n_train": None}}},
     },
 }
 #: Read-out thresholds of every trained LSTM (the non-RC curve comes from these alone).
