@@ -204,6 +204,7 @@ class PopulationDynamics(torch.nn.Module):
                                             list(card.initial), ns, f"card '{card.name}' [neuron.initial]")
         if self.spiking:
             self._init_scale()
+        self._random = self.stochastic
         self.to(device)
 
     # -- construction ------------------------------------------------------------------------
@@ -348,8 +349,33 @@ class PopulationDynamics(torch.nn.Module):
     def _env(self, state, t, not_refractory):
         env = {name: state[name] for name in self.state_names}
         env.update(self.params)
-        env.update(i=self.index, t=float(t), not_refractory=not_refractory)
+        # t stays a tensor when given as one (a 0-d float64 tensor lets torch.compile trace
+        # one graph for every step instead of specialising on each Python float)
+        env.update(i=self.index, t=t if isinstance(t, torch.Tensor) else float(t), not_refractory=not_refractory)
         return env
+
+    @property
+    def stochastic(self):
+        """True if the generated code draws random numbers (``randn()``, ``rand()``)."""
+        sources = [self.update_source, getattr(self, "threshold_source", ""), getattr(self, "reset_source", "")]
+        return any("_nc_randn(" in src or "_nc_rand(" in src for src in sources)
+
+    def refractory_steps(self, state, t=0.0):
+        """Refractory period in steps, (n,) or (batch, n) float64, when it is a time; else None.
+
+        Brian2's ``timestep(refractory, dt)``. Constant for a card whose refractory period
+        depends on parameters only (cached); otherwise computed from ``state``.
+        """
+        if self.refractory_kind != "time":
+            return None
+        ref_steps = self.__dict__.get("_ref_steps") if self._ref_static else None
+        if ref_steps is None:
+            ref = self._ref_fn(**self._env(state, t, None))["_nc_ref"]
+            ref_steps = torch.trunc((torch.as_tensor(ref, dtype=torch.float64) + 1e-3 * self.dt) / self.dt)
+            ref_steps = ref_steps.to(state["lastspike"].device)
+            if self._ref_static:
+                self.__dict__["_ref_steps"] = ref_steps
+        return ref_steps
 
     def _apply(self, fn, *args, **kwargs):
         self.__dict__["_param_cache"] = None
@@ -373,29 +399,29 @@ class PopulationDynamics(torch.nn.Module):
             state["not_refractory"] = torch.ones(batch, self.n, dtype=torch.bool, device=device)
         return state
 
-    def not_refractory(self, state, t):
-        """Boolean (batch, n): True where neurons integrate (Brian2's ``not_refractory``)."""
+    def not_refractory(self, state, t, ref_steps=None):
+        """Boolean (batch, n): True where neurons integrate (Brian2's ``not_refractory``).
+
+        ``ref_steps`` (from :meth:`refractory_steps`) may be passed to skip recomputing it.
+        """
         if self.refractory_kind is None:
             return None
         if self.refractory_kind == "condition":
             return state["not_refractory"] | self._ref_fn(**self._env(state, t, state["not_refractory"]))["_nc_ref"]
-        ref_steps = self.__dict__.get("_ref_steps") if self._ref_static else None
         if ref_steps is None:
-            ref = self._ref_fn(**self._env(state, t, None))["_nc_ref"]
-            ref_steps = torch.trunc((torch.as_tensor(ref, dtype=torch.float64) + 1e-3 * self.dt) / self.dt)
-            ref_steps = ref_steps.to(state["lastspike"].device)
-            if self._ref_static:
-                self.__dict__["_ref_steps"] = ref_steps
+            ref_steps = self.refractory_steps(state, t)
         elapsed = torch.trunc((t - state["lastspike"] + 1e-3 * self.dt) / self.dt)
         return elapsed >= ref_steps
 
-    def update(self, state, t, constants=None):
+    def update(self, state, t, constants=None, ref_steps=None):
         """Brian2's state update for one step; returns ``(state, not_refractory)``.
 
-        ``constants`` (from :meth:`constants`) may be passed to skip recomputing them.
+        ``constants`` (from :meth:`constants`) and ``ref_steps`` (from
+        :meth:`refractory_steps`) may be passed to skip recomputing them.
         """
-        nr = self.not_refractory(state, t)
-        self._shape = state[self.state_names[0]].shape if self.state_names else None
+        nr = self.not_refractory(state, t, ref_steps)
+        if self._random:  # randn()/rand() draw samples of the block's shape
+            self._shape = state[self.state_names[0]].shape if self.state_names else None
         constants = self.constants() if constants is None else constants
         new = dict(state)
         if nr is None:
@@ -416,14 +442,18 @@ class PopulationDynamics(torch.nn.Module):
         """Spikes (batch, n) through ``spike_fn`` and the exact boolean condition; sets ``lastspike``."""
         out = self._threshold_fn(**self._env(state, t, not_refractory))
         cond = torch.as_tensor(out["_nc_cond"]).expand(state[self.state_names[0]].shape)
-        x = out["_nc_dist"] / self.threshold_scale
-        mask = out.get("_nc_mask")
         if not_refractory is not None:
             cond = cond & not_refractory
-            mask = not_refractory if mask is None else mask & not_refractory
-        spikes = self.spike_fn(x, cond)
-        if mask is not None:
-            spikes = spikes * mask.to(self.dtype)
+        if not torch.is_grad_enabled() and not self.spike_fn.smooth:
+            spikes = cond.to(self.dtype)  # the exact forward value (cond implies the mask)
+        else:
+            x = out["_nc_dist"] / self.threshold_scale
+            mask = out.get("_nc_mask")
+            if not_refractory is not None:
+                mask = not_refractory if mask is None else mask & not_refractory
+            spikes = self.spike_fn(x, cond)
+            if mask is not None:
+                spikes = spikes * mask.to(self.dtype)
         new = dict(state)
         new["lastspike"] = torch.where(cond, t, state["lastspike"])
         if self.refractory_kind == "condition":

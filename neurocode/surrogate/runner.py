@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,17 @@ logger = logging.getLogger(__name__)
 #: Without gradients, projections with more than this many source x target pairs
 #: propagate event-driven; smaller ones use one matrix product per step.
 EVENT_DRIVEN_MIN = 2 ** 18
+#: The compiled step handles a fixed number of spiking sources per event-driven projection
+#: and step (a static shape): this fraction of ``batch * n_src`` (at least the minimum),
+#: rounded up to a power of two. A step in which more sources spike is redone with room for
+#: all of them (one more compiled variant per power of two).
+EVENT_CAPACITY_FRACTION = 1 / 128
+EVENT_CAPACITY_MIN = 8
+
+
+def _next_capacity(count):
+    """The smallest power of two >= ``count`` (at least 1)."""
+    return 1 << max(0, int(count) - 1).bit_length()
 
 
 @dataclass
@@ -156,11 +168,20 @@ class NetworkRunner(torch.nn.Module):
         projections propagate event-driven.
     generator : torch.Generator, optional
         Random source for stochastic equations.
+    compile : bool
+        Run each time step through ``torch.compile`` (default False: eager). Applies to runs
+        without gradients; the first run pays the compilation (seconds), later runs with the
+        same batch size reuse it. Spike trains equal the eager ones (float rounding of
+        ``exp`` may differ in the last bit). Stochastic cards always run eagerly.
+    compile_options : dict, optional
+        Extra keyword arguments for ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
     """
 
     def __init__(self, spec, spike_fn=None, detach_reset=False, dtype=torch.float32, device="cpu",
-                 sparse="auto", generator=None):
+                 sparse="auto", generator=None, compile=False, compile_options=None):
         super().__init__()
+        self.compile = bool(compile)
+        self._compile_options = dict(compile_options or {})
         self.spec, self.dt, self.dtype = spec, float(spec.dt), dtype
         self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
         self.dynamics = torch.nn.ModuleDict({
@@ -225,43 +246,132 @@ class NetworkRunner(torch.nn.Module):
             ops.append(per_effect)
         return ops
 
-    def _propagate(self, proj, per_effect, spikes, pending, n, event_driven):
-        """Add this step's effects of ``spikes`` (batch, n_src) into the ring buffer."""
-        if event_driven:  # gather the synapses of the sources that spiked (CSR by source)
-            b_idx, src = spikes.nonzero(as_tuple=True)
-            if b_idx.numel() == 0:
-                return
-            starts = proj.indptr[src]
-            counts = proj.indptr[src + 1] - starts
-            owner = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), counts)
-            first = torch.cumsum(counts, 0) - counts
-            syn = proj.order[starts[owner] + torch.arange(owner.numel(), device=src.device) - first[owner]]
-            value, rows, cols = spikes[b_idx, src][owner], b_idx[owner], proj.j[syn]
-            for var, eff, _ in per_effect:
-                contrib = eff[syn] * value
-                for d, _ in proj.groups:
-                    sel = None if len(proj.groups) == 1 else proj.steps[syn] == d
-                    out = torch.zeros(spikes.shape[0], proj.n_tgt, dtype=self.dtype, device=spikes.device)
-                    if sel is None:
-                        out.index_put_((rows, cols), contrib, accumulate=True)
-                    else:
-                        out.index_put_((rows[sel], cols[sel]), contrib[sel], accumulate=True)
-                    self._schedule(pending, (proj.target, var), n + d, out)
-            return
-        for var, _, groups in per_effect:
-            for d, mat in groups:
-                if isinstance(mat, tuple):
-                    src, tgt, values = mat
-                    out = torch.zeros(spikes.shape[0], proj.n_tgt, dtype=self.dtype, device=spikes.device)
-                    out = out.index_add(1, tgt, spikes[:, src] * values)
-                else:
-                    out = spikes @ mat.t()
-                self._schedule(pending, (proj.target, var), n + d, out)
+    def _event_table(self, proj):
+        """Padded per-source table of one projection for event-driven propagation (no gradient).
+
+        Every synapse with a nonzero effect gives one entry ``(column, value)`` in the row of
+        its source; the column ``c*(n_tgt + 1) + j`` addresses target ``j`` in *channel*
+        ``c`` (one per effect and delay group). Padding entries point at the unused column
+        ``n_tgt`` with value 0. Cached until the weights change.
+
+        Returns ``(columns (n_src, width), values (n_src, width), channels)`` with
+        ``channels[c] = (var, delay steps)``.
+        """
+        w = self.weights[self._key(proj.name)]
+        key = (w._version, w.data_ptr(), self.dtype, w.device)
+        cached = proj.__dict__.get("_table")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        width, n_eff = proj.n_tgt + 1, len(proj.effects)
+        srcs, cols, vals, channels = [], [], [], []
+        with torch.no_grad():
+            effects = [sign * torch.as_tensor(fn(w), dtype=self.dtype, device=w.device).expand(proj.i.shape)
+                       for _, sign, fn in proj.effects]
+            for g, (d, idx) in enumerate(proj.groups):
+                for e, (var, _, _) in enumerate(proj.effects):
+                    c = g * n_eff + e
+                    channels.append((var, d))
+                    value = effects[e][idx]
+                    keep = value != 0
+                    srcs.append(proj.i[idx][keep])
+                    cols.append(proj.j[idx][keep] + c * width)
+                    vals.append(value[keep])
+            src, col, val = torch.cat(srcs), torch.cat(cols), torch.cat(vals)
+            order = torch.argsort(src, stable=True)
+            src, col, val = src[order], col[order], val[order]
+            counts = torch.bincount(src, minlength=proj.n_src)
+            size = max(1, int(counts.max())) if src.numel() else 1
+            pos = torch.arange(src.numel(), device=src.device) - (torch.cumsum(counts, 0) - counts)[src]
+            tab_col = torch.full((proj.n_src, size), proj.n_tgt, dtype=torch.int64, device=w.device)
+            tab_val = torch.zeros(proj.n_src, size, dtype=self.dtype, device=w.device)
+            tab_col[src, pos] = col
+            tab_val[src, pos] = val
+        table = (tab_col, tab_val, tuple(channels))
+        proj.__dict__["_table"] = (key, table)
+        return table
 
     @staticmethod
-    def _schedule(pending, key, step, value):
-        slot = pending.setdefault(step, {})
-        slot[key] = value if key not in slot else slot[key] + value
+    def _propagate_events(table, spikes, n_tgt, capacity=None):
+        """Effects (batch, channels, n_tgt) of ``spikes`` (batch, n_src): only spiking rows.
+
+        ``capacity=None`` takes the exact set of spiking sources (``nonzero``, a dynamic
+        size); an integer takes the first ``capacity`` of them (``nonzero_static``, a fixed
+        size, for ``torch.compile``) - the caller checks that none was left out.
+        """
+        tab_col, tab_val, channels = table
+        batch, n_src = spikes.shape
+        flat = spikes.reshape(-1)
+        if capacity is None:
+            b, src = spikes.nonzero(as_tuple=True)
+            value, rows = spikes[b, src], batch
+        else:  # padding entries (index batch*n_src) land in an extra batch row, dropped below
+            idx = torch.nonzero_static(flat, size=capacity, fill_value=flat.numel()).squeeze(1)
+            b = torch.div(idx, n_src, rounding_mode="floor")
+            src = idx - b * n_src
+            value, rows = flat[idx.clamp(max=flat.numel() - 1)], batch + 1
+        size = len(channels) * (n_tgt + 1)
+        pos = (b * size).unsqueeze(1) + tab_col[src]
+        contrib = tab_val[src] * value.unsqueeze(1)
+        out = torch.zeros(rows * size, dtype=tab_val.dtype, device=spikes.device)
+        out = out.index_add_(0, pos.reshape(-1), contrib.reshape(-1))
+        return out.view(rows, len(channels), n_tgt + 1)[:batch, :, :n_tgt]
+
+    def _step(self, state, pending, t, drive, ctx, capacity=None):
+        """One time step in Brian2's order; a pure function of its arguments.
+
+        ``state``: pop -> var -> (batch, n); ``pending``: (pop, var) -> list of ring-buffer
+        slots (slot ``d`` reaches the target ``d`` steps from now); ``t``: time (s, a float
+        or a 0-d float64 tensor); ``drive``: input name -> (batch or 1, n_in) spikes of this
+        step; ``ctx``: what is constant during a forward pass (constants, refractory steps,
+        synaptic operators, event tables); ``capacity``: per projection, the number of
+        spiking sources an event-driven projection handles (None: all, eagerly).
+
+        Returns ``(state, pending, spikes, counts)``; ``counts`` (a tensor of spiking
+        sources per event-driven projection) only when ``capacity`` is given.
+        """
+        populations = self.populations
+        state, spikes, conds, nrs = dict(state), {}, {}, {}
+        for name, dyn in populations.items():
+            state[name], nrs[name] = dyn.update(state[name], t, ctx["constants"][name], ctx["ref_steps"][name])
+        for name, dyn in populations.items():
+            if dyn.spiking:
+                spikes[name], conds[name], state[name] = dyn.threshold(state[name], t, nrs[name])
+        emitted = dict(spikes)
+        batch = ctx["batch"]
+        for name, x in drive.items():
+            spikes[name] = x.expand(batch, -1) if x.shape[0] == 1 else x
+        pending = {key: list(slots) for key, slots in pending.items()}
+        counts = []
+        for k, proj in enumerate(self.projections):
+            source = spikes[proj.source]
+            table = ctx["tables"][k]
+            if table is not None:  # event-driven: only the synapses of sources that spiked
+                cap = None if capacity is None else capacity[k]
+                out = self._propagate_events(table, source, proj.n_tgt, cap)
+                if cap is not None:
+                    counts.append(torch.count_nonzero(source))
+                for c, (var, d) in enumerate(table[2]):
+                    slots = pending[(proj.target, var)]
+                    slots[d] = slots[d] + out[:, c]
+                continue
+            for var, _, groups in ctx["ops"][k]:
+                slots = pending[(proj.target, var)]
+                for d, mat in groups:
+                    if isinstance(mat, tuple):
+                        src, tgt, values = mat
+                        out = torch.zeros(batch, proj.n_tgt, dtype=self.dtype, device=source.device)
+                        out = out.index_add(1, tgt, source[:, src] * values)
+                    else:
+                        out = source @ mat.t()
+                    slots[d] = slots[d] + out
+        for (pop, var), slots in pending.items():
+            state[pop] = dict(state[pop])
+            state[pop][var] = state[pop][var] + slots[0]
+        for name, dyn in populations.items():
+            if dyn.spiking:
+                state[name] = dyn.reset(state[name], spikes[name], conds[name], t)
+        pending = {key: slots[1:] + [torch.zeros_like(state[key[0]][key[1]])] for key, slots in pending.items()}
+        return state, pending, emitted, (torch.stack(counts) if counts else None)
 
     # -- running -----------------------------------------------------------------------------
     def initial_state(self, batch=1):
@@ -327,43 +437,77 @@ class NetworkRunner(torch.nn.Module):
         # without gradients, large projections propagate event-driven (only the synapses of
         # spiking sources, as Brian2 does); otherwise a dense or sparse matrix product
         event = [no_grad and p.n_src * p.n_tgt > EVENT_DRIVEN_MIN for p in self.projections]
-        ops = self._matrices(skip=event)
-        if any(event):
-            with torch.no_grad():
-                effects = [[(var, sign * torch.as_tensor(fn(self.weights[self._key(p.name)]), dtype=self.dtype)
-                             .expand(p.i.shape), None) for var, sign, fn in p.effects] for p in self.projections]
-        spikes_out = {name: [] for name, dyn in self.populations.items() if dyn.spiking}
-        traces = {pop: {var: [] for var in names} for pop, names in record.items()}
-        pending = {}
         populations = self.populations
-        constants = {name: dyn.constants() for name, dyn in populations.items()}
+        ctx = {"batch": batch, "ops": self._matrices(skip=event),
+               "tables": [self._event_table(p) if e else None for p, e in zip(self.projections, event)],
+               "constants": {name: dyn.constants() for name, dyn in populations.items()},
+               "ref_steps": {name: dyn.refractory_steps(state[name], t0) if getattr(dyn, "_ref_static", False) else None
+                             for name, dyn in populations.items()}}
+        pending = {}
+        for proj in self.projections:
+            for var, _, _ in proj.effects:
+                key = (proj.target, var)
+                depth = max(len(pending.get(key, [])), proj.max_delay + 1)
+                pending[key] = [torch.zeros(batch, proj.n_tgt, dtype=self.dtype, device=self.device)
+                                for _ in range(depth)]
+        step, capacity, times = self._step, None, None
+        if self._use_compiled(no_grad):
+            step = self._compiled_step()
+            capacity = tuple(self._capacity(k, batch) if e else None for k, e in enumerate(event))
+            times = t0 + torch.arange(steps, dtype=torch.float64, device=self.device) * self.dt
+        spikes_out = {name: [] for name, dyn in populations.items() if dyn.spiking}
+        traces = {pop: {var: [] for var in names} for pop, names in record.items()}
         for n in range(steps):
-            t = t0 + n * self.dt
             for pop, names in record.items():
                 for var in names:
                     traces[pop][var].append(state[pop][var])
-            conds, spikes = {}, {}
-            nrs = {}
-            for name, dyn in populations.items():
-                state[name], nrs[name] = dyn.update(state[name], t, constants[name])
-            for name, dyn in populations.items():
-                if dyn.spiking:
-                    spikes[name], conds[name], state[name] = dyn.threshold(state[name], t, nrs[name])
-                    spikes_out[name].append(spikes[name])
-            for name in drive:
-                x = drive[name][n]
-                spikes[name] = x.expand(batch, -1) if x.shape[0] == 1 else x
-            for k, proj in enumerate(self.projections):
-                self._propagate(proj, effects[k] if event[k] else ops[k], spikes[proj.source], pending, n, event[k])
-            for (pop, var), value in pending.pop(n, {}).items():
-                state[pop] = dict(state[pop])
-                state[pop][var] = state[pop][var] + value
-            for name, dyn in populations.items():
-                if dyn.spiking:
-                    state[name] = dyn.reset(state[name], spikes[name], conds[name], t)
+            t = t0 + n * self.dt if times is None else times[n]
+            now = {name: x[n] for name, x in drive.items()}
+            new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, capacity)
+            if counts is not None:
+                counts = counts.tolist()
+                if any(c > cap for c, cap in zip(counts, (c for c in capacity if c is not None))):
+                    # more sources spiked than the compiled step handles (a burst): redo this
+                    # step with room for all of them (a variant compiled once per power of two)
+                    it = iter(counts)
+                    burst = tuple(None if cap is None else max(cap, _next_capacity(next(it))) for cap in capacity)
+                    new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, burst)
+            state, pending = new_state, new_pending
+            for name in spikes_out:
+                spikes_out[name].append(spikes[name])
         return RunOutput(spikes={k: torch.stack(v) for k, v in spikes_out.items()},
                          states={pop: {var: torch.stack(v) for var, v in d.items()} for pop, d in traces.items()},
                          final_state=state)
+
+    # -- compilation -------------------------------------------------------------------------
+    def _use_compiled(self, no_grad):
+        if not self.compile:
+            return False
+        reason = None if no_grad else "it applies to runs without gradients"
+        if any(dyn.stochastic for dyn in self.populations.values()):
+            reason = "a card draws random numbers"
+        if reason is not None and not self.__dict__.get("_warned_eager"):
+            logger.warning("compile=True: this run is eager, %s", reason)
+            self.__dict__["_warned_eager"] = True
+        return reason is None
+
+    def _compiled_step(self):
+        """The step function compiled with ``torch.compile`` (one graph per step, reused)."""
+        fn = self.__dict__.get("_compiled")
+        if fn is None:
+            # a code object of its own per runner: torch.compile caches graphs per code
+            # object, so runners do not share (and exhaust) one cache
+            code = NetworkRunner._step.__code__
+            step = types.FunctionType(code.replace(co_name=f"_step_{id(self):x}"), NetworkRunner._step.__globals__)
+            fn = torch.compile(types.MethodType(step, self), dynamic=False, **self._compile_options)
+            self.__dict__["_compiled"] = fn
+        return fn
+
+    def _capacity(self, k, batch):
+        """Spiking sources the compiled step handles per step for projection ``k`` (bursts aside)."""
+        proj = self.projections[k]
+        cap = _next_capacity(max(EVENT_CAPACITY_MIN, int(EVENT_CAPACITY_FRACTION * batch * proj.n_src)))
+        return min(cap, batch * proj.n_src)
 
     def to_spec(self):
         """A copy of the spec with the current (trained) weights."""
