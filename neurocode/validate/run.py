@@ -148,7 +148,7 @@ class RCTask:
         with torch.no_grad():
             for s in range(0, len(steps), batch):
                 st = torch.from_numpy(steps[s:s + batch].astype(np.int64))
-                drive = (st.T.unsqueeze(0) == torch.arange(self.steps).view(-1, 1, 1)).double()
+                drive = (st.unsqueeze(0) == torch.arange(self.steps).view(-1, 1, 1)).double()   # (T, B, n)
                 out = runner({self.input: drive}, steps=self.steps)
                 for name in self.layers:
                     spk = out.spikes[name] > 0                                     # (T, B, n)
@@ -167,7 +167,7 @@ def task_for(spec):
     """The task object for a spec, from its metadata."""
     if spec.metadata.get("model") == "TTFSNetwork":
         return TTFSTask(spec)
-    if spec.metadata.get("task") == "rank_coding":
+    if spec.metadata.get("task") == "rank_coding" or ("decision" in spec.metadata and "steps" in spec.metadata):
         return RCTask(spec)
     raise NetworkSpecError("cannot tell how to present and decode this network: spec metadata must say "
                            "model = 'TTFSNetwork' (exact TTFS) or task = 'rank_coding' (spiking RC)")
@@ -269,6 +269,12 @@ def _run_dataset(run_dir, spec):
     """Dataset name and root of a run: its ``config.toml`` ``[data]``, else the spec metadata."""
     import tomllib
 
+    rc_config = run_dir / "config.json"
+    if rc_config.is_file():                   # neurocode rank-coding runs
+        import json
+        task = json.loads(rc_config.read_text()).get("task")
+        if task in ("mnist", "fashion_mnist"):
+            return ("mnist5k" if task == "mnist" else "fashion_mnist"), None
     config = run_dir / "config.toml"
     if config.is_file():
         data = tomllib.loads(config.read_text()).get("data", {})
@@ -306,9 +312,13 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     from neurocode.validate.variants import parse_variant
 
     run_dir = Path(run_dir)
-    spec_path = run_dir / "network.npz" if run_dir.is_dir() else run_dir
+    spec_path = run_dir
+    if run_dir.is_dir():
+        spec_path = next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
+                         run_dir / "network.npz")
     if not spec_path.is_file():
-        raise FileNotFoundError(f"no trained network at {spec_path} (a run folder holds network.npz)")
+        raise FileNotFoundError(f"no trained network at {spec_path} (a run folder holds network.npz, "
+                                "or spec.npz for rank-coding runs)")
     spec = NetworkSpec.load(spec_path)
     variants = [parse_variant(v) if isinstance(v, str) else tuple(v) for v in variants or ()]
     name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
