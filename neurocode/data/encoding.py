@@ -12,8 +12,6 @@ array([[0. , 0.5, 1. ]])
 
 from __future__ import annotations
 
-import numpy as np
-
 
 def latency_encode(x, t_max=1.0):
     """Spike time of each pixel: ``t_max * (1 - x)``.

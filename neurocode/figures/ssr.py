@@ -89,9 +89,9 @@ def raster_figure(net, t_in, path, sample=0, n_traces=4, steps=400, title=""):
     fig, axes = plt.subplots(len(layers) + 1, 1, figsize=(5.5, 1.4 * (len(layers) + 1) + 0.6), sharex=True)
     for ax, name in zip(axes, layers):
         sub = spikes[spikes["layer"] == name]
-        ax.scatter(sub["t"], sub["neuron"], s=1.5 if name == "input" else 4, color="k", marker="|" if name != "input" else ".")
-        n_fired = len(sub) if name != "input" else len(sub)
-        ax.set_ylabel(f"{name}\n({n_fired} spikes)", fontsize=8)
+        is_input = name == "input"
+        ax.scatter(sub["t"], sub["neuron"], s=1.5 if is_input else 4, color="k", marker="." if is_input else "|")
+        ax.set_ylabel(f"{name}\n({len(sub)} spikes)", fontsize=8)
     ax = axes[-1]
     for neuron, sub in traces.groupby("neuron"):
         line, = ax.plot(sub["t"], sub["v"], lw=1)

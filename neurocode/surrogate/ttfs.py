@@ -249,7 +249,8 @@ class TTFSNetwork(torch.nn.Module):
             raise ValueError(f"sizes must list at least an input and an output layer of >= 1 neuron, got {sizes}")
         if not (t_input > 0 and window > 0 and v_th > 0):
             raise ValueError(f"t_input, window and v_th must be > 0, got {t_input}, {window}, {v_th}")
-        self.sizes, self.t_input, self.window, self.v_th, self.chunk = sizes, float(t_input), float(window), float(v_th), chunk
+        self.sizes, self.chunk = sizes, chunk
+        self.t_input, self.window, self.v_th = float(t_input), float(window), float(v_th)
         gen = torch.Generator().manual_seed(int(seed))
         self.weights = torch.nn.ParameterList()
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):

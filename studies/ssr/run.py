@@ -69,7 +69,7 @@ def sweep(config, out, gammas, overrides=None, scheduler=None, workers=2):
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     try:
         futures = [client.submit(run_one, str(config), run_dir, o, key=f"ssr-{run_dir.name}", pure=False)
@@ -88,8 +88,6 @@ def sweep(config, out, gammas, overrides=None, scheduler=None, workers=2):
 
 def figures(out, table, config, overrides=None):
     """Trade-off figure and one raster per regulariser (its strongest gamma)."""
-    import torch
-
     from neurocode.figures.ssr import raster_figure, tradeoff_figure
     from neurocode.network import NetworkSpec
     from neurocode.surrogate.ttfs import TTFSNetwork
@@ -107,7 +105,6 @@ def figures(out, table, config, overrides=None):
         net = TTFSNetwork.from_spec(NetworkSpec.load(Path(row["run"]) / "network.npz"))
         title = "no SSR" if reg == "none" else f"M-SSR, γ = {row['gamma']:g}"
         raster_figure(net, t, out / f"raster_{reg}", title=title)
-    torch.set_num_threads(torch.get_num_threads())
 
 
 def main(argv=None):
