@@ -31,9 +31,9 @@ log = logging.getLogger("ssr-study")
 
 #: gamma grid per regulariser (the full study); the scale of each term differs (see docs/ssr.md)
 GAMMAS = {"none": [0.0],
-          "m_ssr": [3e-4, 1e-3, 2e-3, 5e-3, 1e-2],
-          "f_ssr": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
-          "membrane": [3e-4, 1e-3, 3e-3, 1e-2]}
+          "m_ssr": [1e-4, 3e-4, 1e-3, 2e-3],
+          "f_ssr": [3e-5, 1e-4, 3e-4, 1e-3],
+          "membrane": [1e-4, 3e-4, 1e-3, 3e-3]}
 #: the quick mode: Fashion-MNIST subset, a 784-100-10 network, 2 epochs, 2 strengths each
 QUICK = {"overrides": {"data.train_subset": 3000, "data.test_subset": 1000, "network.sizes": [784, 100, 10],
                        "train.epochs": 2, "train.batch_size": 64, "train.lr": 3e-3, "train.checkpoint_every": 0},
