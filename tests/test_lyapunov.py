@@ -195,3 +195,17 @@ def test_errors_name_the_problem():
         spiking_spectrum(net, t_relax=-1.0)
     with pytest.raises(LyapunovError, match="weights must be \\(1, 1\\)"):
         SpikingMap(card_from_string(PACEMAKER_CARD, name="pacemaker"), n=1, weights=np.zeros((2, 2)))
+
+
+def test_step_inputs_add_to_the_synaptic_variable():
+    """External input is an increment in the synaptic slot (after the update, before reset)."""
+    net = SpikingMap("lif", n=3, dt=1e-4)
+    x = net.initial(2, seed=0)
+    inc = torch.full((2, 3), 1e-10, dtype=F64)
+    plain = net.step(x, 0)
+    net.reset_memory()
+    driven = net.step(x, 0, inputs={"I_syn": inc})
+    j = net.names.index("I_syn")
+    np.testing.assert_allclose((driven - plain)[:, j * 3:(j + 1) * 3].numpy(), inc.numpy())
+    other = [k for k in range(6) if not j * 3 <= k < (j + 1) * 3]
+    np.testing.assert_array_equal(driven[:, other].numpy(), plain[:, other].numpy())

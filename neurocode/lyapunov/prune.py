@@ -250,9 +250,12 @@ def delocalise(n, i, j, w, add_fraction=0.01, candidates=20, seed=0):
     return i, j, w
 
 
-def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0):
+def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0, treatment="exact"):
     """Step 5: random search over the gamma law of ``tau_m``; the largest exponent closest
-    to 0 wins. Returns ``(tau_m values, table of candidates)``."""
+    to 0 wins. Returns ``(tau_m values, table of candidates)``.
+
+    ``treatment`` is the spike treatment of the spectra (:mod:`neurocode.lyapunov.spiking`).
+    """
     from neurocode.lyapunov.spiking import SpikingMap, spiking_spectrum
     pop, _ = _parts(spec)
     W = dense_weights(spec)
@@ -270,7 +273,8 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
         w_in = 2 * np.abs(W[W > 0]).mean() if np.any(W > 0) else 1e-10
         net = SpikingMap(pop.card, params, dt=spec.dt, weights=W,
                          drive={"rate": drive_rate, "weight": w_in, "seed": seed})
-        lam = float(spiking_spectrum(net, batch=1, k=1, t_sim=t_sim, t_transient=0.02, seed=seed).exponents[0])
+        lam = float(spiking_spectrum(net, batch=1, k=1, t_sim=t_sim, t_transient=0.02, seed=seed,
+                                     treatment=treatment).exponents[0])
         table.append({"tau_mean_s": mean, "tau_cv": cv, "lambda_max_per_s": lam})
         if best is None or abs(lam) < abs(best[0]):
             best = (lam, tau)
@@ -278,17 +282,19 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
 
 
 def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.01, optimise=True,
-              seed=0, **exponent_kw):
+              seed=0, treatment="exact", **exponent_kw):
     """The five LNP steps; returns ``(pruned spec, info dict)``.
 
     ``keep_synapses`` is the number kept by noise pruning (before node pruning removes the
     synapses of dropped neurons and delocalisation adds a few); the baselines should be
-    matched to the final counts of the returned spec.
+    matched to the final counts of the returned spec. ``treatment`` is the spike treatment
+    of steps 1 and 5 (``"exact"``; ``"surrogate"`` is the cheap approximation the LNP study
+    uses at a 1 ms step, where the exact treatment's first-order error is large).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
     pop, proj = _parts(spec)
     if exponents is None:
-        exponents = neuron_exponents(spec, seed=seed, **exponent_kw)
+        exponents = neuron_exponents(spec, seed=seed, treatment=treatment, **exponent_kw)
     L = lyapunov_matrix(spec, exponents)
     i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed)
     order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
@@ -300,7 +306,7 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     out.metadata["kept_neurons"] = neurons.tolist()
     info = {"exponents": np.asarray(exponents).tolist(), "timescale_search": []}
     if optimise:
-        tau, table = optimise_timescales(out, seed=seed)
+        tau, table = optimise_timescales(out, seed=seed, treatment=treatment)
         out.populations[POP].params["tau_m"] = tau
         info["timescale_search"] = table
     return out, info

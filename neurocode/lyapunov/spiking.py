@@ -205,22 +205,28 @@ class SpikingMap:
         hits = hits.to(dtype=self.dtype, device=self.device)
         return {var: hits * eff for var, eff in self.drive["effects"]}
 
-    def _synaptic(self, state, s, n=None):
-        """Add synaptic increments of spikes ``s`` (batch, n) (and the noise of step n)."""
+    def _synaptic(self, state, s, n=None, inputs=None):
+        """Add synaptic increments of spikes ``s`` (batch, n), the noise of step n and
+        external ``inputs`` (dict var -> (batch, n) increment, SI units of the variable)."""
         state = dict(state)
         for var, eff in self.effects:
             state[var] = state[var] + s @ eff
         if n is not None:
             for var, inc in self._noise(n, s.shape[0]).items():
                 state[var] = state[var] + inc
+        for var, inc in (inputs or {}).items():
+            state[var] = state[var] + inc
         return state
 
     # -- plain simulation ----------------------------------------------------------------------
-    def step(self, x, n, return_spikes=False, surrogate=False):
+    def step(self, x, n, return_spikes=False, surrogate=False, inputs=None):
         """One step of the network (Brian2's schedule); ``x`` (batch, n_state).
 
         With ``surrogate=True`` the spikes carry the surrogate derivative (for the
-        ``"surrogate"`` treatment); the forward values are identical.
+        ``"surrogate"`` treatment); the forward values are identical. ``inputs`` (dict
+        state variable -> (batch, n) tensor, SI units of the variable) is added in the
+        synaptic slot, like the increments of ``on_pre`` (an external drive; plain
+        simulation only).
         """
         batch = x.shape[0]
         ls = self._ls(batch)
@@ -233,7 +239,7 @@ class SpikingMap:
         spikes, cond, state = self.dyn.threshold(state, t, nr)
         if not surrogate:
             spikes = cond.to(self.dtype)
-        state = self._synaptic(state, spikes, n)
+        state = self._synaptic(state, spikes, n, inputs)
         state = self.dyn.reset(state, spikes, cond, t)
         self._lastspike = state["lastspike"].detach()
         out = self.pack(state)
