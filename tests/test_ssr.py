@@ -89,7 +89,7 @@ def test_ssr_loss_parts_and_spike_rates():
     for reg in ("none", "m_ssr", "f_ssr", "membrane"):
         loss = SSRLoss(regulariser=reg, gamma=0.0 if reg == "none" else 0.1)
         total, parts = loss(net, x, times, labels)
-        assert set(parts) == {"ce", "temporal", "l2", "ssr"}
+        assert set(parts) == {"ce", "temporal", "l2", "ssr", "silent"}
         assert (parts["ssr"] > 0) == (reg != "none")
         total.backward(retain_graph=True)
     rates = hidden_spike_rates(net, times)
@@ -118,3 +118,16 @@ def test_the_docs_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, str(page), "exec"), {})
+
+
+def test_silent_penalty_revives_a_silent_output_layer():
+    from neurocode.objectives.ssr import silent_penalty
+
+    t_in = torch.zeros(1, 3, dtype=torch.float64)
+    w = torch.full((3, 2), -0.1, dtype=torch.float64, requires_grad=True)     # both outputs silent
+    t_out = ttfs_layer(t_in, w, 1.0, 2.0)
+    assert (t_out == 2.0).all()
+    penalty = silent_penalty(t_in, t_out, w, 2.0)
+    assert float(penalty) == pytest.approx(2 * (1 - 3 * -0.1 * 2))
+    penalty.backward()
+    assert (w.grad < 0).all()                      # descent raises the weights

@@ -54,6 +54,18 @@ def temporal_penalty(t_out, t_ref):
     return ((t_out - t_ref) ** 2).sum(1).mean()
 
 
+def silent_penalty(t_in, t_out, w, t_end, v_th=1.0):
+    """``sum_i [V_th - v_i(T)]_+`` over the *silent* neurons of a layer (batch mean).
+
+    A silent neuron gets the constant time ``T`` and no gradient; if every output neuron
+    falls silent the classification loss is stuck at ``log(n_classes)``. This term raises
+    the no-reset potential at the window's end of silent neurons towards threshold, the
+    role the weight terms of Sakemi et al. (2021) play. Used on the output layer only.
+    """
+    silent = (t_out >= t_end).to(w.dtype)
+    return (silent * torch.relu(v_th - (t_end - t_in).clamp(min=0) @ w)).sum(1).mean()
+
+
 def weight_penalty(weights):
     """``sum w^2`` over all weight matrices."""
     return sum((w ** 2).sum() for w in weights)
@@ -199,7 +211,7 @@ class SSRLoss:
     """Classification loss plus auxiliary terms and one sparse-firing regulariser.
 
     ``total = CE(softmax(-t_out / tau_soft)) + gamma_temporal * sum_i (t_out_i - t_ref)^2
-    + gamma_l2 * sum w^2 + gamma * sum_hidden R`` where ``R`` is ``regulariser``
+    + gamma_l2 * sum w^2 + gamma_silent * silent_penalty(output) + gamma * sum_hidden R`` where ``R`` is ``regulariser``
     (``"none"``, ``"m_ssr"``, ``"f_ssr"`` or ``"membrane"`` with ``v_hat``). ``t_ref``
     is relative to the start of the output window (``None``: its middle).
     """
@@ -208,6 +220,7 @@ class SSRLoss:
     gamma_temporal: float = 1e-3
     t_ref: float | None = None
     gamma_l2: float = 0.0
+    gamma_silent: float = 0.0
     regulariser: str = "none"
     gamma: float = 0.0
     v_hat: float = 0.5
@@ -215,8 +228,8 @@ class SSRLoss:
     def __post_init__(self):
         if self.regulariser not in REGULARISERS:
             raise ValueError(f"unknown regulariser '{self.regulariser}'; choose one of {list(REGULARISERS)}")
-        if self.gamma < 0 or self.gamma_temporal < 0 or self.gamma_l2 < 0:
-            raise ValueError("gamma, gamma_temporal and gamma_l2 must be >= 0")
+        if min(self.gamma, self.gamma_temporal, self.gamma_l2, self.gamma_silent) < 0:
+            raise ValueError("gamma, gamma_temporal, gamma_l2 and gamma_silent must be >= 0")
         if not self.tau_soft > 0:
             raise ValueError(f"tau_soft must be > 0, got {self.tau_soft}")
 
@@ -260,8 +273,11 @@ class SSRLoss:
                                              else net.t_input + t_ref)
         parts["l2"] = weight_penalty(net.weights) if self.gamma_l2 else t_out.new_zeros(())
         parts["ssr"] = self.regularisation(net, t_in, times) if self.gamma else t_out.new_zeros(())
+        last_in = times[-2] if len(times) > 1 else t_in
+        parts["silent"] = (silent_penalty(last_in, t_out, net.weights[-1], net.windows[-1], net.v_th)
+                           if self.gamma_silent else t_out.new_zeros(()))
         total = (parts["ce"] + self.gamma_temporal * parts["temporal"] + self.gamma_l2 * parts["l2"]
-                 + self.gamma * parts["ssr"])
+                 + self.gamma * parts["ssr"] + self.gamma_silent * parts["silent"])
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
@@ -271,4 +287,4 @@ def hidden_spike_rates(net, times):
 
 
 __all__ = ["REGULARISERS", "SSRLoss", "classification_loss", "f_ssr", "hidden_spike_rates",
-           "m_ssr", "membrane_area", "temporal_penalty", "weight_penalty"]
+           "m_ssr", "membrane_area", "silent_penalty", "temporal_penalty", "weight_penalty"]
