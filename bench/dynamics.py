@@ -4,7 +4,9 @@ The network is ``neurocode.presets.coba_network`` (Vogels & Abbott 2005 / Brette
 2007: 4,000 ``coba_lif`` neurons, 80/20 E/I, 2 % connectivity, signed conductance weights).
 Measured side by side in this process:
 
-* torch, no gradient (event-driven propagation), CPU (and CUDA where present);
+* torch, no gradient (event-driven propagation), CPU (and CUDA where present), eager and
+  with ``compile=True`` (``torch.compile`` of the step; its first run, which compiles, is
+  reported apart from the timed run);
 * torch, with gradient (sparse matrix products; forward + backward over fewer steps);
 * Brian2 runtime (numpy target) and cpp_standalone (run time only, compilation reported
   apart); cuda_standalone where a GPU is present.
@@ -30,10 +32,17 @@ from neurocode.surrogate import NetworkRunner
 logger = logging.getLogger("bench.dynamics")
 
 
-def torch_rate(spec, steps, device="cpu", dtype=torch.float32, grad=False):
-    """Steps per second of the torch runner (and the number of spikes, as a sanity check)."""
-    runner = NetworkRunner(spec, dtype=dtype, device=device)
-    runner(steps=10)                                   # warm-up (allocations, caches)
+def torch_rate(spec, steps, device="cpu", dtype=torch.float32, grad=False, compile=False):
+    """Steps per second of the torch runner, spikes (a sanity check), first-run seconds.
+
+    The first run (warm-up; with ``compile=True`` it compiles the step and its burst
+    variants) has the same length as the timed run; its extra time is the compilation.
+    """
+    runner = NetworkRunner(spec, dtype=dtype, device=device, compile=compile)
+    start = time.perf_counter()
+    with torch.no_grad():
+        runner(steps=steps if compile else 10)       # warm-up (allocations, caches, compilation)
+    first = time.perf_counter() - start
     if device != "cpu":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -47,7 +56,7 @@ def torch_rate(spec, steps, device="cpu", dtype=torch.float32, grad=False):
     if device != "cpu":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    return steps / elapsed, int(out.spikes["coba"].sum().item())
+    return steps / elapsed, int(out.spikes["coba"].sum().item()), first
 
 
 def brian_rate(spec, duration, device, **kwargs):
@@ -63,6 +72,7 @@ def main(argv=None):
     parser.add_argument("--grad-duration", type=float, default=0.1, help="simulated time with gradients (s)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenMP threads (default 1)")
     parser.add_argument("--skip-runtime", action="store_true", help="skip Brian2's numpy runtime")
+    parser.add_argument("--skip-float64", action="store_true", help="skip the float64 torch rows")
     parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -70,10 +80,19 @@ def main(argv=None):
     spec = coba_network(n_neurons=args.n, seed=0)
     steps = int(round(args.duration / spec.dt))
     rows = {}
-    rate, spikes = torch_rate(spec, steps)
+    rate, spikes, _ = torch_rate(spec, steps)
     rows["torch_cpu_nograd"] = {"steps_per_s": rate, "spikes": spikes}
+    rate, spikes, first = torch_rate(spec, steps, compile=True)
+    rows["torch_cpu_nograd_compiled"] = {"steps_per_s": rate, "spikes": spikes,
+                                         "compile_s": max(0.0, first - steps / rate)}
+    if not args.skip_float64:
+        rate, spikes, _ = torch_rate(spec, steps, dtype=torch.float64)
+        rows["torch_cpu_nograd_float64"] = {"steps_per_s": rate, "spikes": spikes}
+        rate, spikes, first = torch_rate(spec, steps, dtype=torch.float64, compile=True)
+        rows["torch_cpu_nograd_compiled_float64"] = {"steps_per_s": rate, "spikes": spikes,
+                                                     "compile_s": max(0.0, first - steps / rate)}
     grad_steps = int(round(args.grad_duration / spec.dt))
-    rate, spikes = torch_rate(spec, grad_steps, grad=True)
+    rate, spikes, _ = torch_rate(spec, grad_steps, grad=True)
     rows["torch_cpu_grad"] = {"steps_per_s": rate, "spikes": spikes, "steps": grad_steps}
     if not args.skip_runtime:
         rate, spikes, timings = brian_rate(spec, args.duration, "runtime", target="numpy")
@@ -81,7 +100,7 @@ def main(argv=None):
     rate, spikes, timings = brian_rate(spec, args.duration, "cpp_standalone", threads=args.threads)
     rows["brian2_cpp_standalone"] = {"steps_per_s": rate, "spikes": spikes, "timings": timings}
     if torch.cuda.is_available():
-        rate, spikes = torch_rate(spec, steps, device="cuda")
+        rate, spikes, _ = torch_rate(spec, steps, device="cuda")
         rows["torch_cuda_nograd"] = {"steps_per_s": rate, "spikes": spikes}
         if gpu_present():
             rate, spikes, timings = brian_rate(spec, args.duration, "cuda_standalone")
@@ -89,9 +108,15 @@ def main(argv=None):
     ref = rows["brian2_cpp_standalone"]["steps_per_s"]
     print(f"COBA network, {args.n} neurons, dt = {spec.dt * 1e3:g} ms, {args.duration:g} s simulated, "
           f"{args.threads} thread(s)")
-    print(f"{'engine':28s} {'steps/s':>10s} {'vs cpp_standalone':>18s} {'spikes':>8s}")
+    print(f"{'engine':34s} {'steps/s':>10s} {'vs cpp_standalone':>18s} {'spikes':>8s} {'compile s':>10s}")
     for name, row in rows.items():
-        print(f"{name:28s} {row['steps_per_s']:10.0f} {row['steps_per_s'] / ref:18.2f} {row['spikes']:8d}")
+        compile_s = row.get("compile_s", row.get("timings", {}).get("compile"))
+        compile_s = "" if compile_s is None else f"{compile_s:10.1f}"
+        print(f"{name:34s} {row['steps_per_s']:10.0f} {row['steps_per_s'] / ref:18.2f} {row['spikes']:8d} "
+              f"{compile_s:>10s}")
+    eager, compiled = rows["torch_cpu_nograd"], rows["torch_cpu_nograd_compiled"]
+    print(f"torch compiled vs eager (no gradient, float32): "
+          f"{compiled['steps_per_s'] / eager['steps_per_s']:.2f}")
     if "torch_cuda_nograd" in rows and "brian2_cuda_standalone" in rows:
         ratio = rows["torch_cuda_nograd"]["steps_per_s"] / rows["brian2_cuda_standalone"]["steps_per_s"]
         print(f"torch CUDA vs cuda_standalone: {ratio:.2f}")

@@ -57,6 +57,8 @@ EVENT_DRIVEN_MIN = 2 ** 18
 #: all of them (one more compiled variant per power of two).
 EVENT_CAPACITY_FRACTION = 1 / 128
 EVENT_CAPACITY_MIN = 8
+#: Steps per chunk for which the effects of input spikes are computed at once.
+INPUT_CHUNK = 256
 
 
 def _next_capacity(count):
@@ -316,7 +318,7 @@ class NetworkRunner(torch.nn.Module):
         out = out.index_add_(0, pos.reshape(-1), contrib.reshape(-1))
         return out.view(rows, len(channels), n_tgt + 1)[:batch, :, :n_tgt]
 
-    def _step(self, state, pending, t, drive, ctx, capacity=None):
+    def _step(self, state, pending, t, drive, ctx, capacity=None, effects=None):
         """One time step in Brian2's order; a pure function of its arguments.
 
         ``state``: pop -> var -> (batch, n); ``pending``: (pop, var) -> list of ring-buffer
@@ -324,7 +326,9 @@ class NetworkRunner(torch.nn.Module):
         or a 0-d float64 tensor); ``drive``: input name -> (batch or 1, n_in) spikes of this
         step; ``ctx``: what is constant during a forward pass (constants, refractory steps,
         synaptic operators, event tables); ``capacity``: per projection, the number of
-        spiking sources an event-driven projection handles (None: all, eagerly).
+        spiking sources an event-driven projection handles (None: all, eagerly);
+        ``effects``: projection index -> (batch, channels, n_tgt) effects of this step
+        computed beforehand (event-driven projections from inputs, whose spikes are known).
 
         Returns ``(state, pending, spikes, counts)``; ``counts`` (a tensor of spiking
         sources per event-driven projection) only when ``capacity`` is given.
@@ -347,9 +351,12 @@ class NetworkRunner(torch.nn.Module):
             table = ctx["tables"][k]
             if table is not None:  # event-driven: only the synapses of sources that spiked
                 cap = None if capacity is None else capacity[k]
-                out = self._propagate_events(table, source, proj.n_tgt, cap)
-                if cap is not None:
-                    counts.append(torch.count_nonzero(source))
+                if effects is not None and k in effects:
+                    out = effects[k]
+                else:
+                    out = self._propagate_events(table, source, proj.n_tgt, cap)
+                    if cap is not None:
+                        counts.append(torch.count_nonzero(source))
                 for c, (var, d) in enumerate(table[2]):
                     slots = pending[(proj.target, var)]
                     slots[d] = slots[d] + out[:, c]
@@ -450,20 +457,30 @@ class NetworkRunner(torch.nn.Module):
                 depth = max(len(pending.get(key, [])), proj.max_delay + 1)
                 pending[key] = [torch.zeros(batch, proj.n_tgt, dtype=self.dtype, device=self.device)
                                 for _ in range(depth)]
+        # input spikes are known before the run: the effects of event-driven projections
+        # from inputs are computed for a chunk of steps at once
+        known = [k for k, p in enumerate(self.projections) if event[k] and p.source in drive]
         step, capacity, times = self._step, None, None
         if self._use_compiled(no_grad):
             step = self._compiled_step()
-            capacity = tuple(self._capacity(k, batch) if e else None for k, e in enumerate(event))
+            capacity = tuple(self._capacity(k, batch) if e and k not in known else None
+                             for k, e in enumerate(event))
             times = t0 + torch.arange(steps, dtype=torch.float64, device=self.device) * self.dt
         spikes_out = {name: [] for name, dyn in populations.items() if dyn.spiking}
         traces = {pop: {var: [] for var in names} for pop, names in record.items()}
+        effects = {}
         for n in range(steps):
             for pop, names in record.items():
                 for var in names:
                     traces[pop][var].append(state[pop][var])
             t = t0 + n * self.dt if times is None else times[n]
             now = {name: x[n] for name, x in drive.items()}
-            new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, capacity)
+            if known and n % INPUT_CHUNK == 0:
+                chunk = {k: self._input_effects(k, drive, n, min(steps, n + INPUT_CHUNK), batch, ctx)
+                         for k in known}
+            if known:
+                effects = {k: x[n % INPUT_CHUNK] for k, x in chunk.items()}
+            new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, capacity, effects)
             if counts is not None:
                 counts = counts.tolist()
                 if any(c > cap for c, cap in zip(counts, (c for c in capacity if c is not None))):
@@ -471,13 +488,21 @@ class NetworkRunner(torch.nn.Module):
                     # step with room for all of them (a variant compiled once per power of two)
                     it = iter(counts)
                     burst = tuple(None if cap is None else max(cap, _next_capacity(next(it))) for cap in capacity)
-                    new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, burst)
+                    new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, burst, effects)
             state, pending = new_state, new_pending
             for name in spikes_out:
                 spikes_out[name].append(spikes[name])
         return RunOutput(spikes={k: torch.stack(v) for k, v in spikes_out.items()},
                          states={pop: {var: torch.stack(v) for var, v in d.items()} for pop, d in traces.items()},
                          final_state=state)
+
+    def _input_effects(self, k, drive, start, stop, batch, ctx):
+        """Effects (stop - start, batch, channels, n_tgt) of projection ``k`` from an input."""
+        proj = self.projections[k]
+        x = drive[proj.source][start:stop]
+        x = x.expand(stop - start, batch, x.shape[2]).reshape((stop - start) * batch, x.shape[2])
+        out = self._propagate_events(ctx["tables"][k], x, proj.n_tgt)
+        return out.reshape(stop - start, batch, *out.shape[1:])
 
     # -- compilation -------------------------------------------------------------------------
     def _use_compiled(self, no_grad):

@@ -1,0 +1,65 @@
+"""Fast paths of the torch runner give the spikes of the reference path.
+
+Event-driven propagation (padded per-source tables) against the matrix product, and the
+``torch.compile`` step (``NetworkRunner(compile=True)``) against the eager step, on a small
+COBA network with synaptic delays and bursts of activity.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from neurocode.presets import coba_network
+from neurocode.surrogate import NetworkRunner
+from neurocode.surrogate import runner as runner_module
+
+STEPS = 400
+
+
+def delayed_coba(n=400, seed=3):
+    """COBA network with 0..3-step delays on the recurrent projection (all ring-buffer slots)."""
+    spec = coba_network(n_neurons=n, seed=seed)
+    proj = spec.projection("recurrent")
+    proj.delays = np.random.default_rng(seed).integers(0, 4, proj.i.size) * spec.dt
+    return spec
+
+
+def run(spec, monkeypatch, event, compile=False, **kwargs):
+    monkeypatch.setattr(runner_module, "EVENT_DRIVEN_MIN", 0 if event else 10 ** 12)
+    runner = NetworkRunner(spec, dtype=torch.float64, compile=compile)
+    with torch.no_grad():
+        return runner(steps=STEPS, record={"coba": ["v", "g_e", "g_i"]}, **kwargs)
+
+
+def test_event_driven_propagation_matches_the_matrix_product(monkeypatch):
+    spec = delayed_coba()
+    event, matrix = run(spec, monkeypatch, True), run(spec, monkeypatch, False)
+    assert event.spikes["coba"].sum() > 100
+    assert torch.equal(event.spikes["coba"], matrix.spikes["coba"])
+    for var in ("v", "g_e", "g_i"):
+        torch.testing.assert_close(event.states["coba"][var], matrix.states["coba"][var], rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.slow
+def test_compiled_step_gives_the_eager_spikes(monkeypatch):
+    """Compiles the step (seconds); a low event capacity forces burst steps to be redone."""
+    monkeypatch.setattr(runner_module, "EVENT_CAPACITY_FRACTION", 0.0)
+    monkeypatch.setattr(runner_module, "EVENT_CAPACITY_MIN", 8)
+    spec = delayed_coba()
+    eager = run(spec, monkeypatch, True, batch=2)
+    compiled = run(spec, monkeypatch, True, compile=True, batch=2)
+    counts = eager.spikes["coba"].sum(2).amax()
+    assert counts > 8, "the test should contain burst steps beyond the event capacity"
+    assert torch.equal(compiled.spikes["coba"], eager.spikes["coba"])
+    torch.testing.assert_close(compiled.states["coba"]["v"], eager.states["coba"]["v"], rtol=1e-9, atol=1e-12)
+
+
+def test_compile_is_refused_with_gradients_and_says_so(monkeypatch, caplog):
+    spec = coba_network(n_neurons=40, seed=0)
+    runner = NetworkRunner(spec, compile=True)
+    with caplog.at_level(logging.WARNING, logger="neurocode.surrogate.runner"):
+        out = runner(steps=5)                  # weights require grad: eager, with a warning
+    assert out.spikes["coba"].requires_grad
+    assert "runs without gradients" in caplog.text
