@@ -80,7 +80,9 @@ def main():
     rows, reference, figures = [], {}, []
     for item in args.run:
         name, _, run_dir = item.partition("=")
-        spec = NetworkSpec.load(Path(run_dir) / "network.npz")
+        run_dir = Path(run_dir)
+        spec = NetworkSpec.load(next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
+                                     run_dir / "network.npz"))
         data, root = _run_dataset(Path(run_dir), spec)
         x, y = load_samples(data, args.samples, root)
         dt = args.dt * 1e-3 if isinstance(task_for(spec), TTFSTask) else None
