@@ -15,6 +15,9 @@ def register(sub):
                                                                "1e-2 for rate cards)")
     parser.add_argument("--t-sim", type=float, default=1.0, help="averaging time in s")
     parser.add_argument("--t-transient", type=float, default=0.1, help="discarded transient in s")
+    parser.add_argument("--t-relax", type=float, default=0.0,
+                        help="time in s run first with the plain map, to spread the initial conditions over "
+                             "the attractor (cheap; see docs/lyapunov.md)")
     parser.add_argument("--batch", type=int, default=4, help="independent initial conditions")
     parser.add_argument("--qr-every", type=int, default=1)
     parser.add_argument("--treatment", choices=["exact", "surrogate", "discrete"], default="exact",
@@ -61,6 +64,7 @@ def run(args):
     from neurocode.lyapunov.spiking import spiking_spectrum
     net = build_map(args)
     res = spiking_spectrum(net, batch=args.batch, k=args.k, t_sim=args.t_sim, t_transient=args.t_transient,
+                           t_relax=args.t_relax,
                            treatment=args.treatment, qr_every=args.qr_every, seed=args.seed, progress=True)
     print(res.summary())
     if args.output:

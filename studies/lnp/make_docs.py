@@ -1,0 +1,105 @@
+"""Figures and tables of the LNP study from a results folder of ``studies/lnp/run.py``.
+
+Writes ``docs/figures/lnp_performance.{png,csv}``, ``lnp_spectra.{png,csv}``,
+``lnp_timescales.{png,csv}``, ``lnp_table.csv``, ``lnp_paired.csv`` and the tables between
+the ``lnp-table`` / ``lnp-paired`` markers of ``docs/lyapunov.md``::
+
+    .venv/bin/python studies/lnp/make_docs.py results/lnp/full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = {"dense": 0, "lnp": 1, "random": 2, "activity": 3}
+
+
+def markdown(df):
+    """A pipe table of ``df``."""
+    rows = [list(df.columns)] + df.astype(str).values.tolist()
+    lines = ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join([lines[0], "|" + "---|" * len(df.columns)] + lines[1:])
+
+
+def replace_block(text, name, body):
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        return text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    return text + "\n" + block + "\n"
+
+
+def pm(x, digits):
+    return f"{x.mean():.{digits}f} ± {x.std(ddof=1) if len(x) > 1 else 0:.{digits}f}"
+
+
+def summary(m):
+    """One row per (method, target sparsity): counts, sparsities, task scores (mean ± sd over seeds)."""
+    rows = []
+    for (method, sp), g in m.groupby(["method", "target_sparsity"]):
+        rows.append({"method": method, "target synapse sparsity (%)": round(100 * sp),
+                     "neurons": round(g["neurons"].mean()), "synapses": round(g["synapses"].mean()),
+                     "neuron sparsity (%)": round(100 * g["neuron_sparsity"].mean(), 1),
+                     "synapse sparsity (%)": round(100 * g["synapse_sparsity"].mean(), 1),
+                     "Lorenz NRMSE": pm(g["lorenz_nrmse"], 3),
+                     "keyword accuracy (%)": pm(100 * g["keyword_accuracy"], 1),
+                     "λ_max (1/s)": pm(g["lambda_max_per_s"], 1),
+                     "rate (Hz)": round(g["keyword_rate_hz"].mean(), 1),
+                     "τ_m mean (ms)": round(g["tau_m_mean_ms"].mean(), 1),
+                     "seeds": len(g)})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["target synapse sparsity (%)", "method"],
+                           key=lambda c: c.map(ORDER) if c.name == "method" else c).reset_index(drop=True)
+
+
+def paired(m):
+    """LNP minus each baseline, paired by seed, per sparsity (negative NRMSE / positive accuracy: LNP better)."""
+    rows = []
+    lnp = m[m["method"] == "lnp"].set_index(["target_sparsity", "seed"])
+    for base in ("random", "activity"):
+        b = m[m["method"] == base].set_index(["target_sparsity", "seed"])
+        for sp in sorted(lnp.index.get_level_values(0).unique()):
+            dn = (lnp.loc[sp, "lorenz_nrmse"] - b.loc[sp, "lorenz_nrmse"]).to_numpy()
+            da = 100 * (lnp.loc[sp, "keyword_accuracy"] - b.loc[sp, "keyword_accuracy"]).to_numpy()
+            rows.append({"baseline": base, "synapse sparsity (%)": round(100 * sp),
+                         "ΔNRMSE (LNP − base)": f"{dn.mean():+.3f} ± {dn.std(ddof=1) if dn.size > 1 else 0:.3f}",
+                         "seeds LNP ≤ base NRMSE": f"{int((dn <= 0).sum())}/{dn.size}",
+                         "Δaccuracy (points)": f"{da.mean():+.1f} ± {da.std(ddof=1) if da.size > 1 else 0:.1f}",
+                         "seeds LNP ≥ base accuracy": f"{int((da >= 0).sum())}/{da.size}"})
+    return pd.DataFrame(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="folder written by studies/lnp/run.py")
+    args = ap.parse_args()
+    from neurocode.figures.lyapunov import performance, spectra, timescales
+    from neurocode.io import write_text
+    res = Path(args.results)
+    m = pd.read_csv(res / "metrics.csv")
+    cfg = json.loads((res / "config.json").read_text())
+    figs = ROOT / "docs" / "figures"
+    performance(m, figs / "lnp_performance")
+    spectra(pd.read_csv(res / "spectra.csv"), figs / "lnp_spectra")
+    timescales(pd.read_csv(res / "timescales.csv"), figs / "lnp_timescales")
+    tab, pair = summary(m), paired(m)
+    write_text(figs / "lnp_table.csv", tab.to_csv(index=False))
+    write_text(figs / "lnp_paired.csv", pair.to_csv(index=False))
+    doc = ROOT / "docs" / "lyapunov.md"
+    text = doc.read_text()
+    head = (f"Preset `{cfg['preset']}`: HRSNN of {cfg['n_dense']} LIF neurons (p = {cfg['p']}), seeds "
+            f"{cfg['seeds']}, dt = {1e3 * cfg['dt']:g} ms; mean ± sd over seeds.\n\n")
+    text = replace_block(text, "lnp-table", head + markdown(tab))
+    text = replace_block(text, "lnp-paired", markdown(pair))
+    write_text(doc, text)
+    print(tab.to_string(), pair.to_string(), sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
