@@ -13,7 +13,8 @@ Measured side by side in this process:
 
 Usage::
 
-    python bench/dynamics.py --duration 1.0 [--grad-duration 0.1] [--threads 1] [--out results.json]
+    python bench/dynamics.py --duration 1.0 [--grad-duration 0.1] [--threads 1] [--compile-steps 4]
+                             [--skip-runtime] [--skip-float64] [--out results.json]
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from neurocode.surrogate import NetworkRunner
 logger = logging.getLogger("bench.dynamics")
 
 
-def torch_rate(spec, steps, device="cpu", dtype=torch.float32, grad=False, compile=False):
+def torch_rate(spec, steps, device="cpu", dtype=torch.float32, grad=False, compile=False, compile_steps=1):
     """Steps per second of the torch runner, spikes (a sanity check), first-run seconds.
 
     The first run (warm-up; with ``compile=True`` it compiles the step and its burst
     variants) has the same length as the timed run; its extra time is the compilation.
     """
-    runner = NetworkRunner(spec, dtype=dtype, device=device, compile=compile)
+    runner = NetworkRunner(spec, dtype=dtype, device=device, compile=compile, compile_steps=compile_steps)
     start = time.perf_counter()
     with torch.no_grad():
         runner(steps=steps if compile else 10)       # warm-up (allocations, caches, compilation)
@@ -73,6 +74,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenMP threads (default 1)")
     parser.add_argument("--skip-runtime", action="store_true", help="skip Brian2's numpy runtime")
     parser.add_argument("--skip-float64", action="store_true", help="skip the float64 torch rows")
+    parser.add_argument("--compile-steps", type=int, default=4,
+                        help="also time compile_steps=N steps per compiled call (default 4; 1: skip)")
     parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -85,6 +88,10 @@ def main(argv=None):
     rate, spikes, first = torch_rate(spec, steps, compile=True)
     rows["torch_cpu_nograd_compiled"] = {"steps_per_s": rate, "spikes": spikes,
                                          "compile_s": max(0.0, first - steps / rate)}
+    if args.compile_steps > 1:
+        rate, spikes, first = torch_rate(spec, steps, compile=True, compile_steps=args.compile_steps)
+        rows[f"torch_cpu_nograd_compiled_{args.compile_steps}steps"] = {
+            "steps_per_s": rate, "spikes": spikes, "compile_s": max(0.0, first - steps / rate)}
     if not args.skip_float64:
         rate, spikes, _ = torch_rate(spec, steps, dtype=torch.float64)
         rows["torch_cpu_nograd_float64"] = {"steps_per_s": rate, "spikes": spikes}

@@ -26,11 +26,11 @@ def delayed_coba(n=400, seed=3):
     return spec
 
 
-def run(spec, monkeypatch, event, compile=False, **kwargs):
+def run(spec, monkeypatch, event, compile=False, compile_steps=1, record=True, **kwargs):
     monkeypatch.setattr(runner_module, "EVENT_DRIVEN_MIN", 0 if event else 10 ** 12)
-    runner = NetworkRunner(spec, dtype=torch.float64, compile=compile)
+    runner = NetworkRunner(spec, dtype=torch.float64, compile=compile, compile_steps=compile_steps)
     with torch.no_grad():
-        return runner(steps=STEPS, record={"coba": ["v", "g_e", "g_i"]}, **kwargs)
+        return runner(steps=STEPS, record={"coba": ["v", "g_e", "g_i"]} if record else None, **kwargs)
 
 
 def test_event_driven_propagation_matches_the_matrix_product(monkeypatch):
@@ -54,6 +54,10 @@ def test_compiled_step_gives_the_eager_spikes(monkeypatch):
     assert counts > 8, "the test should contain burst steps beyond the event capacity"
     assert torch.equal(compiled.spikes["coba"], eager.spikes["coba"])
     torch.testing.assert_close(compiled.states["coba"]["v"], eager.states["coba"]["v"], rtol=1e-9, atol=1e-12)
+    # several steps per compiled call (no recording): chunks with a burst go step by step
+    many = run(spec, monkeypatch, True, compile=True, compile_steps=2, record=False, batch=2)
+    assert torch.equal(many.spikes["coba"], eager.spikes["coba"])
+    torch.testing.assert_close(many.final_state["coba"]["v"], eager.final_state["coba"]["v"], rtol=1e-9, atol=1e-12)
 
 
 def test_compile_is_refused_with_gradients_and_says_so(monkeypatch, caplog):

@@ -177,12 +177,19 @@ class NetworkRunner(torch.nn.Module):
         ``exp`` may differ in the last bit). Stochastic cards always run eagerly.
     compile_options : dict, optional
         Extra keyword arguments for ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
+    compile_steps : int
+        With ``compile=True``: time steps per compiled call (default 1). More steps per call
+        save per-call overhead; the graph is unrolled, so compilation takes about this many
+        times longer. Runs that record states go step by step.
     """
 
     def __init__(self, spec, spike_fn=None, detach_reset=False, dtype=torch.float32, device="cpu",
-                 sparse="auto", generator=None, compile=False, compile_options=None):
+                 sparse="auto", generator=None, compile=False, compile_options=None, compile_steps=1):
         super().__init__()
         self.compile = bool(compile)
+        self.compile_steps = int(compile_steps)
+        if self.compile_steps < 1:
+            raise ValueError(f"compile_steps must be >= 1, got {compile_steps}")
         self._compile_options = dict(compile_options or {})
         self.spec, self.dt, self.dtype = spec, float(spec.dt), dtype
         self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
@@ -468,16 +475,23 @@ class NetworkRunner(torch.nn.Module):
             times = t0 + torch.arange(steps, dtype=torch.float64, device=self.device) * self.dt
         spikes_out = {name: [] for name, dyn in populations.items() if dyn.spiking}
         traces = {pop: {var: [] for var in names} for pop, names in record.items()}
-        effects = {}
-        for n in range(steps):
+        effects, chunk, n = {}, {}, 0
+        many = self.compile_steps if capacity is not None and not record else 1
+        while n < steps:
+            if known and n % INPUT_CHUNK == 0:
+                chunk = {k: self._input_effects(k, drive, n, min(steps, n + INPUT_CHUNK), batch, ctx)
+                         for k in known}
+            if many > 1 and n % many == 0 and n + many <= steps and n % INPUT_CHUNK + many <= INPUT_CHUNK:
+                done = self._run_many(state, pending, times[n:n + many], n, drive, ctx, capacity, chunk, spikes_out)
+                if done is not None:  # else a burst: these steps go one by one
+                    state, pending = done
+                    n += many
+                    continue
             for pop, names in record.items():
                 for var in names:
                     traces[pop][var].append(state[pop][var])
             t = t0 + n * self.dt if times is None else times[n]
             now = {name: x[n] for name, x in drive.items()}
-            if known and n % INPUT_CHUNK == 0:
-                chunk = {k: self._input_effects(k, drive, n, min(steps, n + INPUT_CHUNK), batch, ctx)
-                         for k in known}
             if known:
                 effects = {k: x[n % INPUT_CHUNK] for k, x in chunk.items()}
             new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, capacity, effects)
@@ -492,9 +506,37 @@ class NetworkRunner(torch.nn.Module):
             state, pending = new_state, new_pending
             for name in spikes_out:
                 spikes_out[name].append(spikes[name])
+            n += 1
         return RunOutput(spikes={k: torch.stack(v) for k, v in spikes_out.items()},
                          states={pop: {var: torch.stack(v) for var, v in d.items()} for pop, d in traces.items()},
                          final_state=state)
+
+    def _steps(self, state, pending, times, drive, ctx, capacity, effects):
+        """``len(times)`` steps of :meth:`_step` in one call (unrolled when compiled)."""
+        spikes, counts = {}, []
+        for s in range(times.shape[0]):
+            state, pending, out, c = self._step(state, pending, times[s], {name: x[s] for name, x in drive.items()},
+                                                ctx, capacity, {k: x[s] for k, x in effects.items()})
+            for name, x in out.items():
+                spikes.setdefault(name, []).append(x)
+            if c is not None:
+                counts.append(c)
+        return (state, pending, {name: torch.stack(x) for name, x in spikes.items()},
+                torch.stack(counts) if counts else None)
+
+    def _run_many(self, state, pending, times, n, drive, ctx, capacity, chunk, spikes_out):
+        """Steps ``n .. n + len(times)`` in one compiled call; None if a burst exceeded the capacity."""
+        many, first = times.shape[0], n % INPUT_CHUNK
+        state, pending, spikes, counts = self._compiled("_steps")(
+            state, pending, times, {name: x[n:n + many] for name, x in drive.items()}, ctx, capacity,
+            {k: x[first:first + many] for k, x in chunk.items()})
+        if counts is not None:
+            peak = counts.amax(0).tolist()
+            if any(c > cap for c, cap in zip(peak, (c for c in capacity if c is not None))):
+                return None
+        for name, x in spikes.items():
+            spikes_out[name].extend(x.unbind(0))
+        return state, pending
 
     def _input_effects(self, k, drive, start, stop, batch, ctx):
         """Effects (stop - start, batch, channels, n_tgt) of projection ``k`` from an input."""
@@ -518,15 +560,19 @@ class NetworkRunner(torch.nn.Module):
 
     def _compiled_step(self):
         """The step function compiled with ``torch.compile`` (one graph per step, reused)."""
-        fn = self.__dict__.get("_compiled")
-        if fn is None:
+        return self._compiled("_step")
+
+    def _compiled(self, name):
+        """Method ``name`` compiled with ``torch.compile`` (cached per runner)."""
+        cache = self.__dict__.setdefault("_compiled_fns", {})
+        if name not in cache:
             # a code object of its own per runner: torch.compile caches graphs per code
             # object, so runners do not share (and exhaust) one cache
-            code = NetworkRunner._step.__code__
-            step = types.FunctionType(code.replace(co_name=f"_step_{id(self):x}"), NetworkRunner._step.__globals__)
-            fn = torch.compile(types.MethodType(step, self), dynamic=False, **self._compile_options)
-            self.__dict__["_compiled"] = fn
-        return fn
+            method = getattr(NetworkRunner, name)
+            code = method.__code__.replace(co_name=f"{name}_{id(self):x}")
+            fn = types.FunctionType(code, method.__globals__)
+            cache[name] = torch.compile(types.MethodType(fn, self), dynamic=False, **self._compile_options)
+        return cache[name]
 
     def _capacity(self, k, batch):
         """Spiking sources the compiled step handles per step for projection ``k`` (bursts aside)."""
