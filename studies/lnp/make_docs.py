@@ -75,6 +75,42 @@ def paired(m):
     return pd.DataFrame(rows)
 
 
+def verdict(m):
+    """Sentences, computed from the numbers: LNP vs random at >= 90 % synapse sparsity, and the
+    sparsest LNP network that matches the dense one (within one sd of the dense seeds)."""
+    lines = []
+    n_dense = m.loc[m["method"] == "dense", "neurons"].mean()
+    for sp in sorted(x for x in m["target_sparsity"].unique() if x >= 0.9):
+        d = m[m["target_sparsity"] == sp]
+        lnp, rnd = d[d["method"] == "lnp"].set_index("seed"), d[d["method"] == "random"].set_index("seed")
+        dn = (lnp["lorenz_nrmse"] - rnd["lorenz_nrmse"]).dropna()
+        da = 100 * (lnp["keyword_accuracy"] - rnd["keyword_accuracy"]).dropna()
+        parts = []
+        for name, diff, better in (("Lorenz NRMSE", dn, dn.mean() <= 0), ("keyword accuracy", da, da.mean() >= 0)):
+            se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.inf
+            clear = abs(diff.mean()) > 2 * se
+            parts.append(f"{name}: LNP {'better than or equal to' if better else 'worse than'} random by "
+                         f"{abs(diff.mean()):.3g}{' points' if 'accuracy' in name else ''} on average "
+                         f"({'more' if clear else 'less'} than two standard errors of the paired difference)")
+        lines.append(f"* {100 * sp:.0f} % synapse sparsity ({100 * lnp['neurons'].mean() / n_dense:.0f} % of neurons "
+                     f"kept): " + "; ".join(parts) + ".")
+    dense = m[m["method"] == "dense"]
+    tol_n = dense["lorenz_nrmse"].mean() + dense["lorenz_nrmse"].std(ddof=1)
+    tol_a = dense["keyword_accuracy"].mean() - dense["keyword_accuracy"].std(ddof=1)
+    g = m[m["method"] == "lnp"].groupby("target_sparsity").agg(
+        nrmse=("lorenz_nrmse", "mean"), acc=("keyword_accuracy", "mean"), ns=("neuron_sparsity", "mean"),
+        ss=("synapse_sparsity", "mean"))
+    ok = g[(g["nrmse"] <= tol_n) & (g["acc"] >= tol_a)]
+    if len(ok):
+        r = ok.iloc[-1]
+        lines.append(f"* Sparsest LNP network matching the dense one on both tasks (mean within one sd of the "
+                     f"dense seeds): {100 * r['ss']:.0f} % synapse and {100 * r['ns']:.0f} % neuron sparsity.")
+    else:
+        lines.append("* No LNP network matches the dense one on both tasks (mean within one sd of the dense "
+                     "seeds) at the sparsities run.")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", help="folder written by studies/lnp/run.py")
@@ -97,8 +133,9 @@ def main():
             f"{cfg['seeds']}, dt = {1e3 * cfg['dt']:g} ms; mean ± sd over seeds.\n\n")
     text = replace_block(text, "lnp-table", head + markdown(tab))
     text = replace_block(text, "lnp-paired", markdown(pair))
+    text = replace_block(text, "lnp-verdict", "Computed from the table by `make_docs.py`:\n\n" + verdict(m))
     write_text(doc, text)
-    print(tab.to_string(), pair.to_string(), sep="\n\n")
+    print(tab.to_string(), pair.to_string(), verdict(m), sep="\n\n")
 
 
 if __name__ == "__main__":
