@@ -199,9 +199,12 @@ def test_speed_accuracy_front_and_matched_comparison():
     s, a = speed_accuracy_front([3, 1, 2, 2, 5], [0.7, 0.5, 0.4, 0.6, 0.65])
     assert s.tolist() == [1, 2, 3] and a.tolist() == [0.5, 0.6, 0.7]
     rows = compare_at_matched_steps((s, a), ([2.5, 6], [0.5, 0.9]), n=3)
-    assert [r["step"] for r in rows] == [2.5, 2.75, 3.0]
+    assert [r["step"] for r in rows] == [2.5, 4.25, 6.0]
     assert rows[0]["difference"] == pytest.approx(0.65 - 0.5)
-    assert compare_at_matched_steps(([1, 2], [0.5, 0.6]), ([3, 4], [0.5, 0.6])) == []
+    assert rows[1]["accuracy_a"] == pytest.approx(0.7)            # flat after its last point
+    assert rows[2]["difference"] == pytest.approx(0.7 - 0.9)
+    rows = compare_at_matched_steps(([1, 2], [0.5, 0.6]), ([3, 4], [0.5, 0.7]), n=2)
+    assert [(r["step"], r["accuracy_a"]) for r in rows] == [(3.0, 0.6), (4.0, 0.6)]
     with pytest.raises(ValueError, match="non-empty 1-d arrays of one length"):
         speed_accuracy_front([1, 2], [0.5])
 

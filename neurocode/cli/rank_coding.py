@@ -208,7 +208,10 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     with atomic_path(out / "model.pt") as path:
         torch.save(net.state_dict(), path)
     if model == "spiking":
-        net.to_spec(steps=info["steps"], theta=theta, task=task).save(out / "spec.npz")
+        net.to_spec(steps=info["steps"], theta=theta, task=task, dataset=info.get("dataset", task),
+                    mode=mode, epochs=epochs, seed=seed,
+                    torch_test={"accuracy": main["accuracy"], "n": main["n"],
+                                "mean_decision_step": main["mean_decision_step"] + 1}).save(out / "spec.npz")
     if tmp is not None:
         tmp.cleanup()
     return metrics

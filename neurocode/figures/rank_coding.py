@@ -35,11 +35,13 @@ def speed_accuracy(points, fronts, path):
                        marker="o" if model == "lstm" else "X", color=PALETTE[training],
                        alpha=0.35 if model == "lstm" else 0.9,
                        label=f"{training} ({'spiking' if model == 'spiking' else 'LSTM'})")
+        steps = int(d["steps"].max())
         f = fronts[fronts["task"] == task] if len(fronts) else fronts
         for training, g in (f.groupby("training") if len(f) else []):
-            ax.plot(g["mean_decision_step"], 100 * g["accuracy"], color=PALETTE[training], lw=1.6,
-                    drawstyle="steps-post")
-        steps = int(d["steps"].max())
+            # linear between front points (mixing two read-outs), flat after the last one
+            x = list(g["mean_decision_step"]) + [steps]
+            y = list(100 * g["accuracy"]) + [100 * g["accuracy"].iloc[-1]]
+            ax.plot(x, y, color=PALETTE[training], lw=1.6)
         ax.set(title=task, xlabel="mean decision step", ylabel="accuracy (%)", xlim=(0, steps + 0.5))
     handles, labels = axes[0][0].get_legend_handles_labels()
     by_label = dict(zip(labels, handles))
@@ -59,17 +61,23 @@ def sweep(rc, path):
     ``mean_decision_step``; one column of panels per task, hue = ``beta``. Writes PNG + CSV.
     """
     use_style()
-    tasks = list(dict.fromkeys(rc["task"]))
+    counts = rc.groupby("task", sort=False).size()
+    tasks = [t for t in dict.fromkeys(rc["task"]) if counts[t] > 1] or list(dict.fromkeys(rc["task"]))
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.0 * len(tasks), 4.6), squeeze=False, sharex=True)
     d = rc.assign(acc=lambda f: 100 * f["accuracy"], beta=lambda f: f["beta"].astype(str))
+    betas = sorted(d["beta"].unique(), key=float)
+    colors = dict(zip(betas, sns.color_palette("viridis", len(betas))))
     for k, task in enumerate(tasks):
         g = d[d["task"] == task]
         for row, (col, label) in enumerate((("acc", "accuracy (%)"), ("mean_decision_step", "mean decision step"))):
             ax = axes[row][k]
-            sns.scatterplot(data=g, x="train_theta", y=col, hue="beta", ax=ax, s=40, legend=(k == 0 and row == 0))
+            for beta, gb in g.groupby("beta"):
+                ax.scatter(gb["train_theta"], gb[col], color=colors[beta], s=30, label=f"β = {beta}")
             sub = g[g["beta"] == "0.0"].sort_values("train_theta")
             ax.plot(sub["train_theta"], sub[col], color="0.5", lw=0.8, zorder=0)
             ax.set(xlabel="training threshold θ", ylabel=label)
             if row == 0:
                 ax.set_title(task)
-    return save_figure(fig, path, rc)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[b], label=f"β = {b}") for b in betas]
+    fig.legend(handles=handles, loc="lower center", ncol=len(betas), frameon=False, bbox_to_anchor=(0.5, 1.0))
+    return save_figure(fig, path, rc[rc["task"].isin(tasks)])

@@ -357,25 +357,25 @@ def speed_accuracy_front(steps, accuracy):
 def compare_at_matched_steps(front_a, front_b, n=6):
     """Accuracies of two speed-accuracy fronts at the same mean decision steps.
 
-    Each front (``(steps, accuracy)`` from :func:`speed_accuracy_front`) is interpolated
-    linearly on ``n`` evenly spaced steps spanning the range both fronts cover; beyond a
-    front's fastest point it is not extrapolated.
+    Each front (``(steps, accuracy)`` from :func:`speed_accuracy_front`) is read as the best
+    accuracy reachable at a mean decision step: linear between its points (choosing at
+    random, per example, between two read-outs reaches any mix of their steps and
+    accuracies) and flat after its last point (a faster read-out can always be used). Both
+    are evaluated at ``n`` evenly spaced steps from the later of the two fastest points to
+    the slowest point of either front; neither is extrapolated below its fastest point.
 
     Returns
     -------
     list of dict
-        ``step``, ``accuracy_a``, ``accuracy_b``, ``difference`` (a - b); empty when the
-        ranges do not overlap.
+        ``step``, ``accuracy_a``, ``accuracy_b``, ``difference`` (a - b).
 
     >>> rows = compare_at_matched_steps(([1, 3], [0.5, 0.9]), ([2, 4], [0.4, 0.8]), n=2)
     >>> [(r["step"], round(r["difference"], 3)) for r in rows]
-    [(2.0, 0.3), (3.0, 0.3)]
+    [(2.0, 0.3), (4.0, 0.1)]
     """
     import numpy as np
     (sa, aa), (sb, ab) = ((np.asarray(s, float), np.asarray(a, float)) for s, a in (front_a, front_b))
-    lo, hi = max(sa.min(), sb.min()), min(sa.max(), sb.max())
-    if lo > hi:
-        return []
+    lo, hi = max(sa.min(), sb.min()), max(sa.max(), sb.max())
     grid = np.linspace(lo, hi, n) if hi > lo else np.array([lo])
     ya, yb = np.interp(grid, sa, aa), np.interp(grid, sb, ab)
     return [{"step": float(g), "accuracy_a": float(a), "accuracy_b": float(b), "difference": float(a - b)}
