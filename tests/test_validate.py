@@ -117,6 +117,10 @@ def test_conductance_variant_scales_drive_at_threshold():
     card = cond.populations["out"].card
     assert "I_syn_e" in card.text and float(cond.populations["out"].params["E_exc"][0]) == pytest.approx(2.0)
     assert apply_variants(spec, ["conductance=0.2"]).populations["out"].card.sha256 == card.sha256
+    lif = NetworkSpec(dt=1e-4)
+    lif.add_population("exc", "lif", 2)
+    eqs = apply_variants(lif, ["conductance=0.5"]).populations["exc"].card.equations
+    assert {"I_syn_e", "I_syn_i", "I_syn"} <= set(eqs.names) and "dI_syn_e/dt" in str(eqs)
     trials = TrialInputs.from_times("in", np.zeros((1, 1)))
     t_base = present(window_end_rule(spec), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
     t_cond = present(window_end_rule(cond), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]

@@ -236,7 +236,7 @@ def conductance(spec, strength, rng):
         new = []
         for line in lines:
             if pattern.match(line):
-                new += [re.sub(rf"\b{x}\b", f"{x}_e", line), re.sub(rf"\b{x}\b", f"{x}_i", line)]
+                new += [re.sub(rf"\b{x}\b", f"{x}_{k}", line.replace(f"d{x}/dt", f"d{x}_{k}/dt")) for k in "ei"]
             else:
                 new.append(line)
         rest = e.v_rest
