@@ -248,6 +248,8 @@ def run(args):
                   args.batch_size, args.hidden, args.seed, args.n_train, out=args.out,
                   activation=args.activation, card=args.card, resume=args.resume,
                   progress=args.progress, input_dropout=args.input_dropout)
-    print(json.dumps({k: m[k] for k in ("task", "model", "mode", "accuracy", "mean_decision_step",
-                                        "steps_saved_frac", "epoch_seconds")}, indent=2))
+    out = {k: m[k] for k in ("task", "model", "mode", "accuracy", "steps_saved_frac", "epoch_seconds")}
+    out["mean_decision_step_1based"] = m["mean_decision_step"] + 1
+    out["steps"] = m["steps"]
+    print(json.dumps(out, indent=2))
     return 0
