@@ -14,8 +14,14 @@ States are recorded at the start of each step (before the update), like Brian2's
 ``StateMonitor``. Synaptic ``on_pre`` code is generated from the card: each statement must
 read ``X_post += f(w)`` or ``X_post -= f(w)``; ``f`` is evaluated on the weight vector once
 per forward call and applied as a (sparse or dense) matrix product with the presynaptic
-spikes (sparse: a per-synapse gather and ``index_add``, whose backward pass is also sparse). Input spike times are binned as Brian2's ``SpikeGeneratorGroup`` does:
-step ``int((t + 1e-3*dt)/dt)``.
+spikes (sparse: a per-synapse gather and ``index_add``, whose backward pass is also sparse).
+Without gradients, large projections propagate event-driven from a padded per-source table
+(only the synapses of sources that spiked). Input spike times are binned as Brian2's
+``SpikeGeneratorGroup`` does: step ``int((t + 1e-3*dt)/dt)``.
+
+One step is :meth:`NetworkRunner._step`, a pure function of its arguments;
+``NetworkRunner(spec, compile=True)`` runs it through ``torch.compile`` (runs without
+gradients; see ``docs/torch-dynamics.md``).
 
 >>> import numpy as np, torch
 >>> from brian2 import nA
