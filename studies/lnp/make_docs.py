@@ -1,8 +1,9 @@
 """Figures and tables of the LNP study from a results folder of ``studies/lnp/run.py``.
 
 Writes ``docs/figures/lnp_performance.{png,csv}``, ``lnp_spectra.{png,csv}``,
-``lnp_timescales.{png,csv}``, ``lnp_table.csv``, ``lnp_paired.csv`` and the tables between
-the ``lnp-table`` / ``lnp-paired`` markers of ``docs/lyapunov.md``::
+``lnp_timescales.{png,csv}``, ``lnp_table.csv``, ``lnp_paired.csv`` (and ``lnp_ablation.csv``
+when ``studies/lnp/ablate.py`` has run) and the blocks between the ``lnp-*`` markers of
+``docs/lyapunov.md``::
 
     .venv/bin/python studies/lnp/make_docs.py results/lnp/full
 """
@@ -134,6 +135,17 @@ def main():
     text = replace_block(text, "lnp-table", head + markdown(tab))
     text = replace_block(text, "lnp-paired", markdown(pair))
     text = replace_block(text, "lnp-verdict", "Computed from the table by `make_docs.py`:\n\n" + verdict(m))
+    if (res / "ablation.csv").exists():
+        ab = pd.read_csv(res / "ablation.csv")
+        ab = pd.DataFrame({"variant": ab["variant"], "seed": ab["seed"],
+                           "synapse sparsity (%)": (100 * ab["target_sparsity"]).round().astype(int),
+                           "Lorenz NRMSE": ab["lorenz_nrmse"].round(3),
+                           "keyword accuracy (%)": (100 * ab["keyword_accuracy"]).round(1),
+                           "rate (Hz)": ab["keyword_rate_hz"].round(1),
+                           "mean abs(w) (nA)": ab["mean_abs_weight_nA"].round(3),
+                           "τ_m mean (ms)": ab["tau_m_mean_ms"].round(1)})
+        write_text(figs / "lnp_ablation.csv", ab.to_csv(index=False))
+        text = replace_block(text, "lnp-ablation", markdown(ab))
     write_text(doc, text)
     print(tab.to_string(), pair.to_string(), verdict(m), sep="\n\n")
 

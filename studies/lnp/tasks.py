@@ -90,11 +90,14 @@ def run_reservoir(spec, frames, w_in, hold, cfg, seed=0, filter_tau=None):
 
 
 def standardise(feats, n_train):
-    """Z-score with training statistics; features constant on the training part are dropped
-    (a neuron silent in training but active in testing would otherwise get a huge weight)."""
+    """Z-score with training statistics, robustly: features constant on the training part are
+    dropped, the standard deviation is floored at a tenth of the median one and the scores
+    are clipped to +-5 (a neuron almost silent in training but active in testing would
+    otherwise get a huge weight: one such network gave NRMSE 433)."""
     mu, sd = feats[:n_train].mean(0), feats[:n_train].std(0)
     keep = sd > 1e-6 * max(float(sd.max()), 1e-300)
-    return (feats[:, keep] - mu[keep]) / sd[keep]
+    sd = np.maximum(sd[keep], 0.1 * np.median(sd[keep]))
+    return np.clip((feats[:, keep] - mu[keep]) / sd, -5.0, 5.0)
 
 
 def lorenz_task(spec, cfg, seed):
