@@ -5,7 +5,8 @@ import pytest
 
 from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
 from neurocode.lyapunov.prune import (activity_prune, betweenness_order, delocalise, effective_resistance,
-                                      ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, random_prune)
+                                      ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, noise_prune_synapses,
+                                      random_prune)
 from neurocode.network import NetworkSpec
 
 
@@ -92,3 +93,16 @@ def test_errors_name_the_problem():
         random_prune(NetworkSpec(), 1, 0)
     with pytest.raises(ValueError, match="connection probability"):
         hrsnn(n=10, p=0)
+
+
+def test_noise_pruning_rescales_kept_weights_by_keep_probability():
+    spec = hrsnn(n=40, p=0.3, seed=3)
+    proj = spec.projection("recurrent")
+    L = np.ones(proj.i.size)
+    i, j, w = noise_prune_synapses(spec, L, keep_synapses=50, seed=0)
+    i0, j0, w0 = noise_prune_synapses(spec, L, keep_synapses=50, seed=0, rescale=False)
+    assert np.array_equal(i, i0) and np.array_equal(j, j0)
+    original = spec.projection("recurrent").dense((40, 40))[i0, j0]
+    np.testing.assert_array_equal(w0, original)
+    ratio = w / w0                                   # 1/p >= 1, same sign
+    assert np.all(ratio >= 1 - 1e-12) and ratio.max() > 1.5

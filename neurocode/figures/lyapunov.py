@@ -12,8 +12,8 @@ import seaborn as sns
 
 from neurocode.figures import save_figure, use_style
 
-PALETTE = {"dense": "#2c3e50", "lnp": "#c0392b", "random": "#7f8c8d", "activity": "#2980b9"}
-LABELS = {"dense": "dense", "lnp": "LNP", "random": "random", "activity": "activity"}
+PALETTE = {"dense": "#2c3e50", "lnp": "#c0392b", "lnp-unscaled": "#e67e22", "random": "#7f8c8d",
+           "activity": "#2980b9"}
 
 
 def performance(metrics, path):

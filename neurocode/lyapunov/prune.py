@@ -184,8 +184,14 @@ def effective_resistance(n, i, j, w):
     return d[i] + d[j] - 2 * Lp[i, j]
 
 
-def noise_prune_synapses(spec, L, keep_synapses, seed=0):
-    """Step 2: spectral sparsification with keep-probabilities; returns (i, j, w) kept."""
+def noise_prune_synapses(spec, L, keep_synapses, seed=0, rescale=True):
+    """Step 2: spectral sparsification with keep-probabilities; returns (i, j, w) kept.
+
+    With ``rescale`` (default) kept weights are divided by their keep probability (the
+    sparse graph equals the dense one in expectation); without it they keep their values.
+    The LNP study's ablation (``docs/lyapunov.md``) found the rescaled weights, several
+    times larger at 90 % sparsity, cost most of LNP's accuracy against random pruning.
+    """
     pop, proj = _parts(spec)
     R = effective_resistance(pop.size, proj.i, proj.j, proj.weights)
     score = np.abs(proj.weights) * np.maximum(R, 0) / L
@@ -198,7 +204,7 @@ def noise_prune_synapses(spec, L, keep_synapses, seed=0):
     p = np.minimum(1.0, hi * score)
     rng = np.random.default_rng(seed)
     kept = rng.random(p.size) < p
-    return proj.i[kept], proj.j[kept], proj.weights[kept] / p[kept]
+    return proj.i[kept], proj.j[kept], proj.weights[kept] / (p[kept] if rescale else 1.0)
 
 
 def betweenness_order(n, i, j, w, seed=0, samples=None):
@@ -282,7 +288,7 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
 
 
 def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.01, optimise=True,
-              seed=0, treatment="exact", **exponent_kw):
+              seed=0, treatment="exact", rescale=True, **exponent_kw):
     """The five LNP steps; returns ``(pruned spec, info dict)``.
 
     ``keep_synapses`` is the number kept by noise pruning (before node pruning removes the
@@ -290,13 +296,14 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     matched to the final counts of the returned spec. ``treatment`` is the spike treatment
     of steps 1 and 5 (``"exact"``; ``"surrogate"`` is the cheap approximation the LNP study
     uses at a 1 ms step, where the exact treatment's first-order error is large).
+    ``rescale`` is passed to :func:`noise_prune_synapses`.
     """
     _check_counts(spec, keep_neurons, keep_synapses)
     pop, proj = _parts(spec)
     if exponents is None:
         exponents = neuron_exponents(spec, seed=seed, treatment=treatment, **exponent_kw)
     L = lyapunov_matrix(spec, exponents)
-    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed)
+    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale)
     order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
     neurons = np.sort(order[pop.size - keep_neurons:])
     tmp = subnetwork(spec, neurons, i, j, w, method="lnp")

@@ -5,7 +5,7 @@ Writes ``docs/figures/lnp_performance.{png,csv}``, ``lnp_spectra.{png,csv}``,
 when ``studies/lnp/ablate.py`` has run) and the blocks between the ``lnp-*`` markers of
 ``docs/lyapunov.md``::
 
-    .venv/bin/python studies/lnp/make_docs.py results/lnp/full
+    .venv/bin/python studies/lnp/make_docs.py results/lnp/full [--unscaled results/lnp/full-unscaled]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = {"dense": 0, "lnp": 1, "random": 2, "activity": 3}
+ORDER = {"dense": 0, "lnp": 1, "lnp-unscaled": 2, "random": 3, "activity": 4}
 
 
 def markdown(df):
@@ -62,18 +62,25 @@ def summary(m):
 def paired(m):
     """LNP minus each baseline, paired by seed, per sparsity (negative NRMSE / positive accuracy: LNP better)."""
     rows = []
-    lnp = m[m["method"] == "lnp"].set_index(["target_sparsity", "seed"])
+    for variant in [v for v in ("lnp", "lnp-unscaled") if (m["method"] == v).any()]:
+        rows += _paired(m, variant)
+    return pd.DataFrame(rows)
+
+
+def _paired(m, variant):
+    rows = []
+    lnp = m[m["method"] == variant].set_index(["target_sparsity", "seed"])
     for base in ("random", "activity"):
         b = m[m["method"] == base].set_index(["target_sparsity", "seed"])
         for sp in sorted(lnp.index.get_level_values(0).unique()):
             dn = (lnp.loc[sp, "lorenz_nrmse"] - b.loc[sp, "lorenz_nrmse"]).to_numpy()
             da = 100 * (lnp.loc[sp, "keyword_accuracy"] - b.loc[sp, "keyword_accuracy"]).to_numpy()
-            rows.append({"baseline": base, "synapse sparsity (%)": round(100 * sp),
+            rows.append({"LNP": variant, "baseline": base, "synapse sparsity (%)": round(100 * sp),
                          "ΔNRMSE (LNP − base)": f"{dn.mean():+.3f} ± {dn.std(ddof=1) if dn.size > 1 else 0:.3f}",
                          "seeds LNP ≤ base NRMSE": f"{int((dn <= 0).sum())}/{dn.size}",
                          "Δaccuracy (points)": f"{da.mean():+.1f} ± {da.std(ddof=1) if da.size > 1 else 0:.1f}",
                          "seeds LNP ≥ base accuracy": f"{int((da >= 0).sum())}/{da.size}"})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def verdict(m):
@@ -81,16 +88,19 @@ def verdict(m):
     sparsest LNP network that matches the dense one (within one sd of the dense seeds)."""
     lines = []
     n_dense = m.loc[m["method"] == "dense", "neurons"].mean()
-    for sp in sorted(x for x in m["target_sparsity"].unique() if x >= 0.9):
+    for variant, sp in [(v, x) for v in ("lnp", "lnp-unscaled") if (m["method"] == v).any()
+                        for x in sorted(m["target_sparsity"].unique()) if x >= 0.9]:
         d = m[m["target_sparsity"] == sp]
-        lnp, rnd = d[d["method"] == "lnp"].set_index("seed"), d[d["method"] == "random"].set_index("seed")
+        lnp, rnd = d[d["method"] == variant].set_index("seed"), d[d["method"] == "random"].set_index("seed")
+        if lnp.empty:
+            continue
         dn = (lnp["lorenz_nrmse"] - rnd["lorenz_nrmse"]).dropna()
         da = 100 * (lnp["keyword_accuracy"] - rnd["keyword_accuracy"]).dropna()
         parts = []
         for name, diff, better in (("Lorenz NRMSE", dn, dn.mean() <= 0), ("keyword accuracy", da, da.mean() >= 0)):
             se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.inf
             clear = abs(diff.mean()) > 2 * se
-            parts.append(f"{name}: LNP {'better than or equal to' if better else 'worse than'} random by "
+            parts.append(f"{name}: {variant} {'better than or equal to' if better else 'worse than'} random by "
                          f"{abs(diff.mean()):.3g}{' points' if 'accuracy' in name else ''} on average "
                          f"({'more' if clear else 'less'} than two standard errors of the paired difference)")
         lines.append(f"* {100 * sp:.0f} % synapse sparsity ({100 * lnp['neurons'].mean() / n_dense:.0f} % of neurons "
@@ -115,16 +125,27 @@ def verdict(m):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", help="folder written by studies/lnp/run.py")
+    ap.add_argument("--unscaled", help="folder of a run with --no-rescale: its LNP rows join as 'lnp-unscaled'")
     args = ap.parse_args()
     from neurocode.figures.lyapunov import performance, spectra, timescales
     from neurocode.io import write_text
     res = Path(args.results)
     m = pd.read_csv(res / "metrics.csv")
+    spec_df = pd.read_csv(res / "spectra.csv")
+    tau_df = pd.read_csv(res / "timescales.csv")
+    if args.unscaled:
+        u = Path(args.unscaled)
+        m = pd.concat([m, pd.read_csv(u / "metrics.csv").query("method == 'lnp'").assign(method="lnp-unscaled")],
+                      ignore_index=True)
+        spec_df = pd.concat([spec_df, pd.read_csv(u / "spectra.csv").query("method == 'lnp'")
+                             .assign(method="lnp-unscaled")], ignore_index=True)
+        tau_df = pd.concat([tau_df, pd.read_csv(u / "timescales.csv").query("method == 'lnp'")
+                            .assign(method="lnp-unscaled")], ignore_index=True)
     cfg = json.loads((res / "config.json").read_text())
     figs = ROOT / "docs" / "figures"
     performance(m, figs / "lnp_performance")
-    spectra(pd.read_csv(res / "spectra.csv"), figs / "lnp_spectra")
-    timescales(pd.read_csv(res / "timescales.csv"), figs / "lnp_timescales")
+    spectra(spec_df, figs / "lnp_spectra")
+    timescales(tau_df, figs / "lnp_timescales")
     tab, pair = summary(m), paired(m)
     write_text(figs / "lnp_table.csv", tab.to_csv(index=False))
     write_text(figs / "lnp_paired.csv", pair.to_csv(index=False))

@@ -126,7 +126,8 @@ def lnp_matched(spec, target_syn, keep_n, exponents, cfg, seed):
     n_syn = spec.projection("recurrent").i.size
     guess = target_syn
     for _ in range(3):
-        out, info = lnp_prune(spec, min(guess, n_syn), keep_n, exponents=exponents, optimise=False, seed=seed)
+        out, info = lnp_prune(spec, min(guess, n_syn), keep_n, exponents=exponents, optimise=False, seed=seed,
+                              rescale=cfg.get("lnp_rescale", True))
         got = out.projection("recurrent").i.size
         if abs(got - target_syn) <= 0.03 * target_syn or guess >= n_syn:
             break
@@ -167,6 +168,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small preset (a few minutes on 2 busy cores)")
     ap.add_argument("--out", required=True, help="results folder")
     ap.add_argument("--workers", type=int, default=2, help="Dask workers (at most 2)")
+    ap.add_argument("--sparsities", type=float, nargs="+", help="override the preset's synapse sparsities")
+    ap.add_argument("--no-rescale", action="store_true",
+                    help="LNP keeps the original weights of kept synapses (no division by the keep probability)")
     args = ap.parse_args()
     if not 1 <= args.workers <= 2:
         ap.error("--workers must be 1 or 2 (the machine has 2 shared cores)")
@@ -177,7 +181,9 @@ def main():
     from neurocode.io import write_json, write_text
     from tasks import keyword_data
     preset = "quick" if args.quick else "full"
-    cfg = {**COMMON, **PRESETS[preset], "preset": preset}
+    cfg = {**COMMON, **PRESETS[preset], "preset": preset, "lnp_rescale": not args.no_rescale}
+    if args.sparsities:
+        cfg["sparsities"] = sorted(args.sparsities)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg)
