@@ -24,7 +24,7 @@ from neurocode.objectives.rank_coding import train_epoch
 from neurocode.surrogate.rnn import LSTMClassifier
 
 STUDY_RUN = (Path(__file__).resolve().parents[1] / "results" / "rank_coding" / "paper"
-             / "mnist-lstm-rc-th0.95-b0.0-do0.2" / "model.pt")
+             / "mnist-lstm-rc-th0.95-b0.0-do0.4" / "model.pt")
 
 
 def main():

@@ -40,7 +40,8 @@ log = logging.getLogger("rank_coding_study")
 #: ``input_dropout``). LSTM: 125 hidden units as in the authors' sample code; Adam, batch 64
 #: and lr 3e-3 (the sample's lr 1e-3 and batch 256 learn too slowly for the epochs a shared
 #: 2-core machine allows); keywords use batch 16 (2,320 clips: more updates per epoch);
-#: MNIST-5k drops 20 % of the input spikes at each training step (4,000 images overfit).
+#: MNIST-5k drops 40 % of the input spikes at each training step (4,000 images overfit;
+#: 0.4 gave 91.5 % vs 88.9 % with 0.2 for RC).
 PRESETS = {
     "quick": {
         "lstm": {"hidden": 64, "lr": 3e-3, "batch_size": 64},
@@ -54,7 +55,7 @@ PRESETS = {
         "tasks": {
             "noise": {"epochs": 8, "n_train": 4000, "thetas": [0.8, 0.95], "betas": [0.1], "beta_theta": 0.95},
             "spotting": {"epochs": 12, "n_train": 4000, "thetas": [0.95], "betas": [], "beta_theta": 0.95},
-            "mnist": {"epochs": 20, "n_train": None, "input_dropout": 0.2, "thetas": [0.95], "betas": [],
+            "mnist": {"epochs": 20, "n_train": None, "input_dropout": 0.4, "thetas": [0.95], "betas": [],
                       "beta_theta": 0.95},
             "keywords": {"epochs": 15, "n_train": None, "batch_size": 16, "thetas": [0.8, 0.95],
                          "betas": [0.1], "beta_theta": 0.95}},
