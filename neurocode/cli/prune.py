@@ -14,6 +14,11 @@ def register(sub):
     parser.add_argument("--rates", help="for --method activity: .npy file of per-neuron rates (Hz) of the "
                                         "dense network on the task")
     parser.add_argument("--no-timescales", action="store_true", help="LNP: skip step 5 (timescale search)")
+    parser.add_argument("--treatment", choices=["exact", "surrogate"], default="exact",
+                        help="LNP: spike treatment of steps 1 and 5 (surrogate: cheaper approximation, see "
+                             "docs/lyapunov.md)")
+    parser.add_argument("--no-rescale", action="store_true",
+                        help="LNP: keep the original weights of kept synapses (no division by the keep probability)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="pruned NetworkSpec (.npz)")
     parser.set_defaults(func=run)
@@ -31,7 +36,8 @@ def run(args):
     n_syn = spec.projection("recurrent").i.size if spec.projections else 0
     keep_syn, keep_n = int(round(args.keep * n_syn)), max(1, int(round(args.keep_neurons * n)))
     if args.method == "lnp":
-        out, info = lnp_prune(spec, keep_syn, keep_n, optimise=not args.no_timescales, seed=args.seed)
+        out, info = lnp_prune(spec, keep_syn, keep_n, optimise=not args.no_timescales, seed=args.seed,
+                              treatment=args.treatment, rescale=not args.no_rescale)
         write_json(Path(args.output).with_suffix(".json"), info)
     elif args.method == "random":
         out = random_prune(spec, keep_n, keep_syn, seed=args.seed)
