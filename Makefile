@@ -13,8 +13,11 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup bench clean-results
 
+# The main job: a heterogeneous network in Brian2, then the SSR study's quick mode
+# (train TTFS networks with and without sparse-firing regularisation, trade-off figures).
 demo: setup
-	$(PY) studies/demo/run.py --out $(DEMO_OUT)
+	$(PY) studies/demo/run.py --out $(DEMO_OUT)/network
+	$(PY) studies/ssr/run.py --quick --out $(DEMO_OUT)/ssr
 
 test: setup
 	$(PY) -m pytest tests neurocode $(PYTEST_ARGS)
