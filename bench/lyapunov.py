@@ -29,7 +29,8 @@ def main():
     for device in devices:
         J = J0.to(device)
         dt = torch.tensor(args.dt, dtype=torch.float64, device=device)
-        step = lambda x, n: x + dt * (torch.tanh(x) @ J.T - x)  # noqa: E731
+        def step(x, n, dt=dt, J=J):
+            return x + dt * (torch.tanh(x) @ J.T - x)
         x0 = torch.randn(1, args.n, generator=gen, dtype=torch.float64).to(device)
         for jvp in ("forward_ad", "central"):
             t0 = time.perf_counter()

@@ -32,7 +32,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING)
     spec = coba_network(n_neurons=args.neurons, seed=args.seed)
     n_syn = sum(p.i.size for p in spec.projections)
-    print(f"COBA: {args.neurons} neurons, {n_syn} synapses, {args.duration:g} s biological time, dt = {spec.dt * 1e3:g} ms")
+    print(f"COBA: {args.neurons} neurons, {n_syn} synapses, {args.duration:g} s biological time, "
+          f"dt = {spec.dt * 1e3:g} ms")
     configs = [("runtime (cython)", dict(device="runtime", target="cython")),
                ("cpp_standalone, 1 thread", dict(device="cpp_standalone", threads=1)),
                ("cpp_standalone, 2 threads", dict(device="cpp_standalone", threads=2))]

@@ -122,7 +122,8 @@ def test_rate_card_needs_no_threshold():
 
 
 def test_rate_card_with_threshold_is_rejected():
-    text = 'kind = "rate"\n[neuron]\nequations = "dx/dt = -x/tau : 1"\nthreshold = "x > 1"\n[parameters]\ntau = "1*ms"\n'
+    text = ('kind = "rate"\n[neuron]\nequations = "dx/dt = -x/tau : 1"\nthreshold = "x > 1"\n'
+            '[parameters]\ntau = "1*ms"\n')
     with pytest.raises(ModelCardError, match="neuron.threshold.*rate card has no threshold"):
         card_from_string(text, name="bad")
 

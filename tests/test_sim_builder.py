@@ -99,7 +99,7 @@ def test_result_api_and_summary():
 
 
 def test_brian2_global_state_is_restored():
-    from brian2 import defaultclock, ms, prefs
+    from brian2 import defaultclock, prefs
     from brian2.devices.device import get_device
 
     prefs.codegen.target = "auto"

@@ -65,7 +65,8 @@ def test_float32_and_float64_agree_and_batches_are_independent():
     spec.connect("in", "p", p=0.5, weight=1.5 * nA)
     spec.connect("p", "p", p=0.3, weight=0.2 * nA)
     x = (torch.rand(300, 3, 10, generator=torch.Generator().manual_seed(0)) < 0.05).float()
-    outs = [NetworkRunner(spec, dtype=dt)(inputs={"in": x}, record={"p": ["v"]}) for dt in (torch.float32, torch.float64)]
+    outs = [NetworkRunner(spec, dtype=dt)(inputs={"in": x}, record={"p": ["v"]})
+            for dt in (torch.float32, torch.float64)]
     assert outs[1].spikes["p"].sum() > 5
     torch.testing.assert_close(outs[0].states["p"]["v"].double(), outs[1].states["p"]["v"], rtol=1e-4, atol=1e-4)
     single = NetworkRunner(spec, dtype=torch.float64)(inputs={"in": x[:, 1:2]})

@@ -53,10 +53,11 @@ def checks(compile_check=False):
     dirs = curand_dirs()
     rows.append(("curand", dirs is not None, str(dirs[1]) if dirs else "pip install nvidia-curand"))
     gpu = gpu_present()
-    rows.append(("GPU", gpu, command_output(["nvidia-smi", "-L"]) if gpu else "none (CUDA projects compile, do not run)"))
+    rows.append(("GPU", gpu, command_output(["nvidia-smi", "-L"]) if gpu
+                 else "none (CUDA projects compile, do not run)"))
     files = sorted(p.name for p in FASHION_MNIST.glob("*")) if FASHION_MNIST.is_dir() else []
     rows.append(("fashion-mnist", bool(files), f"{FASHION_MNIST} ({len(files)} files)" if files
-                 else f"missing: apt-get install dataset-fashion-mnist"))
+                 else "missing: apt-get install dataset-fashion-mnist"))
     espeak = command_output(["espeak-ng", "--version"])
     rows.append(("espeak-ng", espeak is not None, espeak or "missing: apt-get install espeak-ng"))
     rows.append(("device runtime", version("brian2") is not None, "numpy and cython targets"))

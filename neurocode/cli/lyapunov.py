@@ -1,6 +1,5 @@
 """``neurocode lyapunov SPEC_OR_CARD``: Lyapunov spectrum (1/s) of a network or one card."""
 
-import json
 from pathlib import Path
 
 

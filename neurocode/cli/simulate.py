@@ -27,7 +27,8 @@ def register(sub):
     parser.add_argument("--duration", default="1*second",
                         help="simulated time, seconds or a Brian2 quantity like '500*ms' (default: %(default)s)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--size", type=int, default=200, help="neurons in a card's default network (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=200,
+                        help="neurons in a card's default network (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
     parser.add_argument("--seed", type=int, default=0, help="seed of a card's default network (default: %(default)s)")
     parser.add_argument("--record", default="", help="comma-separated state variables to record, e.g. v,I_syn")

@@ -34,7 +34,7 @@ def robustness_curves(table, path, metric="accuracy_brian2", reference=None):
         sub = table[table["variant"] == variant]
         sns.lineplot(data=sub, x="strength", y=metric, hue="network", marker="o", ax=ax,
                      legend=ax is axes[0][-1])
-        for k, (net, acc) in enumerate((reference or {}).items()):
+        for k, acc in enumerate((reference or {}).values()):
             ax.axhline(acc, ls="--", lw=0.8, color=sns.color_palette()[k])
         ax.set_title(variant)
         ax.set_xlabel("strength")

@@ -144,7 +144,7 @@ def neuron_exponents(spec, t_window=0.05, n_windows=2, drive_rate=2000.0, drive_
     acc = np.zeros(net.n)
     n0 = int(round(0.05 / spec.dt))
     with torch.no_grad():
-        for w in range(n_windows):
+        for _ in range(n_windows):
             V = torch.zeros(1, net.n_state, net.n, dtype=net.dtype)
             V[0, var * net.n + torch.arange(net.n), torch.arange(net.n)] = 1.0
             logs = torch.zeros(net.n, dtype=torch.float64)

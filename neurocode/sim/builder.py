@@ -176,7 +176,8 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
             if any(not isinstance(v, str) for v in (initial.get(pop.name) or {}).values()):
                 raise NetworkSpecError(f"population '{pop.name}': trial resets use the card's initial "
                                        "expressions; give initial overrides as Brian2 expressions")
-            objects.append(group.run_regularly(trial_reset_code(pop, group, initial.get(pop.name)), dt=trial_period * second,
+            reset_code = trial_reset_code(pop, group, initial.get(pop.name))
+            objects.append(group.run_regularly(reset_code, dt=trial_period * second,
                                                when="start", name=brian_name("trial_reset", pop.name)))
         if card.threshold:
             mon = SpikeMonitor(group, name=brian_name("spikes", pop.name))

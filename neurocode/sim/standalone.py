@@ -146,7 +146,8 @@ class StandaloneSession:
             raise NetworkSpecError(f"inputs: '{name}' has a source spiking twice in one time step (dt = {dt} s)")
         pad = cap - idx.size
         args[self.built.view("inputs", name, "_timebins")] = np.concatenate([bins, np.full(pad, NEVER, np.int32)])
-        args[self.built.view("inputs", name, "neuron_index")] = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
+        padded = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
+        args[self.built.view("inputs", name, "neuron_index")] = padded
 
     def _run_args(self, inputs, params, weights, initial):
         args = {}

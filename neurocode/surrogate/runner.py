@@ -219,8 +219,9 @@ class NetworkRunner(torch.nn.Module):
                 effects[target.card.name] = synaptic_effects(target.card, dtype)
             for var, _, _ in effects[target.card.name]:
                 if var not in self.populations[proj.target].state_names:
+                    names = self.populations[proj.target].state_names
                     raise TranslationError(f"card '{target.card.name}' [synapse.on_pre]: '{var}_post' is not a "
-                                           f"state variable of the target ({self.populations[proj.target].state_names})")
+                                           f"state variable of the target ({names})")
             self.projections.append(_Projection(proj, spec.size(proj.source), spec.size(proj.target),
                                                 effects[target.card.name], self.dt, device, sparse))
             self.weights[self._key(proj.name)] = torch.nn.Parameter(
@@ -240,8 +241,8 @@ class NetworkRunner(torch.nn.Module):
     def _matrices(self, skip=None):
         """Per projection, per effect, per delay group: a (n_tgt, n_src) operator for ``W @ s``."""
         ops = []
-        for proj, skip in zip(self.projections, skip or [False] * len(self.projections)):
-            if skip:
+        for proj, skipped in zip(self.projections, skip or [False] * len(self.projections)):
+            if skipped:
                 ops.append(None)
                 continue
             w = self.weights[self._key(proj.name)]

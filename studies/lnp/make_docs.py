@@ -16,24 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from neurocode.reporting import markdown_table, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = {"dense": 0, "lnp": 1, "lnp-unscaled": 2, "random": 3, "activity": 4}
 
 
-def markdown(df):
-    """A pipe table of ``df``."""
-    rows = [list(df.columns)] + df.astype(str).values.tolist()
-    lines = ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join([lines[0], "|" + "---|" * len(df.columns)] + lines[1:])
-
-
-def replace_block(text, name, body):
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body}\n{end}"
-    if start in text and end in text:
-        return text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    return text + "\n" + block + "\n"
 
 
 def pm(x, digits):
@@ -160,8 +148,8 @@ def main():
     text = doc.read_text()
     head = (f"Preset `{cfg['preset']}`: HRSNN of {cfg['n_dense']} LIF neurons (p = {cfg['p']}), seeds "
             f"{cfg['seeds']}, dt = {1e3 * cfg['dt']:g} ms; mean ± sd over seeds.\n\n")
-    text = replace_block(text, "lnp-table", head + markdown(tab))
-    text = replace_block(text, "lnp-paired", markdown(pair))
+    text = replace_block(text, "lnp-table", head + markdown_table(tab))
+    text = replace_block(text, "lnp-paired", markdown_table(pair))
     text = replace_block(text, "lnp-verdict", "Computed from the table by `make_docs.py`:\n\n" + verdict(m, extra))
     if (res / "ablation.csv").exists():
         ab = pd.read_csv(res / "ablation.csv")
@@ -173,7 +161,7 @@ def main():
                            "mean abs(w) (nA)": ab["mean_abs_weight_nA"].round(3),
                            "τ_m mean (ms)": ab["tau_m_mean_ms"].round(1)})
         write_text(figs / "lnp_ablation.csv", ab.to_csv(index=False))
-        text = replace_block(text, "lnp-ablation", markdown(ab))
+        text = replace_block(text, "lnp-ablation", markdown_table(ab))
     write_text(doc, text)
     print(tab.to_string(), pair.to_string(), verdict(m, extra), sep="\n\n")
 

@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+from neurocode.reporting import markdown_table, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("rank_coding_study")
@@ -68,12 +69,6 @@ READOUT_THETAS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999]
 NON_RC_THETA = 0.95     # the non-RC network's nominal threshold (its table row)
 TRAINED = ROOT / "studies" / "rank_coding" / "trained"
 
-
-def markdown(df):
-    """A pipe table of ``df`` (no extra dependency)."""
-    rows = [list(df.columns)] + df.astype(str).values.tolist()
-    lines = ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join([lines[0], "|" + "---|" * len(df.columns)] + lines[1:])
 
 
 def jobs_for(cfg):
@@ -153,13 +148,6 @@ def collect(results):
     return pts, pd.DataFrame(table), pd.DataFrame(fronts), pd.DataFrame(matched)
 
 
-def replace_block(text, name, body):
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body}\n{end}"
-    if start in text and end in text:
-        return text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    return text + "\n" + block + "\n"
-
 
 def main():
     ap = argparse.ArgumentParser()
@@ -206,8 +194,8 @@ def main():
     text = doc.read_text() if doc.exists() else ""
     settings = {k: v for k, v in cfg.items()}
     text = replace_block(text, "table", f"Preset `{args.preset}` (`studies/rank_coding/run.py`): "
-                         f"`{settings}`; read-out thresholds `{READOUT_THETAS}`.\n\n{markdown(tab)}")
-    text = replace_block(text, "matched", markdown(matched) if len(matched) else "(no overlap)")
+                         f"`{settings}`; read-out thresholds `{READOUT_THETAS}`.\n\n{markdown_table(tab)}")
+    text = replace_block(text, "matched", markdown_table(matched) if len(matched) else "(no overlap)")
     write_text(doc, text)
 
 

@@ -18,7 +18,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from neurocode.figures.validation import raster_pair, robustness_curves
