@@ -20,7 +20,6 @@ import time
 
 import torch
 
-from neurocode.models import card_from_string
 from neurocode.surrogate import NetworkRunner
 from neurocode.surrogate.ttfs import TTFSNetwork
 
@@ -51,12 +50,6 @@ def bench(device, batch, repeats, dt=0.1e-3, tau_s=1e-3):
         opt.step()
 
     spec = net.to_spec(tau_s=tau_s, dt=dt)
-    # Brian2's 'exact' updater rejects the card (I_syn is a parameter-like state); Euler is
-    # exact here too, since the current is constant between input spikes
-    card = spec.populations["out"].card
-    euler = card_from_string(card.text.replace('method = "exact"', 'method = "euler"'), name=card.name)
-    for pop in spec.populations.values():
-        pop.card = euler
     runner = NetworkRunner(spec, device=device, sparse=False)
     steps = int(round(net.windows[-1] * tau_s / dt))                   # the same window
     spikes = torch.zeros(steps, batch, 784, device=device)
