@@ -7,7 +7,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: Pages whose ```python blocks are executed here (slow workflows are run by their studies).
-FAST_PAGES = ["model-cards.md"]
+FAST_PAGES = ["../README.md", "model-cards.md"]
 
 
 @pytest.mark.parametrize("page", FAST_PAGES)
