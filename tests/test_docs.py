@@ -6,11 +6,14 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-#: Pages whose ```python blocks are executed here (slow workflows are run by their studies).
-FAST_PAGES = ["../README.md", "model-cards.md"]
+#: Pages whose ```python blocks are executed here (ssr.md and validate.md are run by their
+#: own tests); those that compile a standalone project or train are marked slow.
+PAGES = ["../README.md", "model-cards.md", "rank-coding.md", "lyapunov.md",
+         pytest.param("simulate.md", marks=pytest.mark.slow),
+         pytest.param("torch-dynamics.md", marks=pytest.mark.slow)]
 
 
-@pytest.mark.parametrize("page", FAST_PAGES)
+@pytest.mark.parametrize("page", PAGES)
 def test_python_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
