@@ -26,9 +26,9 @@ from brian2 import Equations
 from brian2.core.functions import DEFAULT_CONSTANTS, DEFAULT_FUNCTIONS
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.core.variables import Constant, Variable
-from brian2.equations.codestrings import Expression
 from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from brian2.equations.unitcheck import check_dimensions, check_units_statements
+from brian2.parsing.expressions import parse_expression_dimensions
 from brian2 import second
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError
 from brian2.utils.stringtools import get_identifiers
@@ -354,10 +354,8 @@ class _Validator:
         if card.refractory:
             self.identifiers(card.refractory, known, "neuron.refractory", "refractory")
             try:
-                dims = Expression(card.refractory)
-                from brian2.parsing.expressions import parse_expression_dimensions
-                dim = parse_expression_dimensions(dims.code, variables)
-            except Exception as exc:
+                dim = parse_expression_dimensions(card.refractory, variables)
+            except (SyntaxError, KeyError, TypeError, ValueError, DimensionMismatchError) as exc:
                 self.fail("neuron.refractory", f"{type(exc).__name__}: {exc}")
             if dim is not second.dim and dim is not DIMENSIONLESS:
                 self.fail("neuron.refractory",

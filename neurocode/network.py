@@ -19,8 +19,6 @@ True
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from brian2 import Quantity
 
 from neurocode.errors import NetworkSpecError
 from neurocode.heterogeneity import Distribution
+from neurocode.io import atomic_path
 from neurocode.models import ModelCard, card_from_string, load_card
 from neurocode.units import dimension_name, parse_quantity
 
@@ -277,15 +276,8 @@ class NetworkSpec:
             for key in ("i", "j", "weights") + (("delays",) if proj.delays is not None else ()):
                 arrays[f"proj/{proj.name}/{key}"] = getattr(proj, key)
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
         return path
 
     @classmethod

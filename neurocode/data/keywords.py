@@ -26,12 +26,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from neurocode.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,13 @@ def _espeak():
 def _speak(exe, word, voice, pitch, speed, path):
     if path.exists():
         return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.wav")
-    os.close(fd)
     try:
-        subprocess.run([exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", tmp, word],
-                       check=True, capture_output=True, timeout=60)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            subprocess.run([exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(tmp), word],
+                           check=True, capture_output=True, timeout=60)
     except subprocess.CalledProcessError as exc:
         raise KeywordDataError(f"espeak-ng failed for voice '{voice}', word '{word}': "
                                f"{exc.stderr.decode(errors='replace').strip()}") from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return True
 
 
