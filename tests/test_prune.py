@@ -99,8 +99,8 @@ def test_noise_pruning_rescales_kept_weights_by_keep_probability():
     spec = hrsnn(n=40, p=0.3, seed=3)
     proj = spec.projection("recurrent")
     L = np.ones(proj.i.size)
-    i, j, w = noise_prune_synapses(spec, L, keep_synapses=50, seed=0)
-    i0, j0, w0 = noise_prune_synapses(spec, L, keep_synapses=50, seed=0, rescale=False)
+    i, j, w = noise_prune_synapses(spec, L, keep_synapses=50, seed=0, rescale=True)
+    i0, j0, w0 = noise_prune_synapses(spec, L, keep_synapses=50, seed=0)
     assert np.array_equal(i, i0) and np.array_equal(j, j0)
     original = spec.projection("recurrent").dense((40, 40))[i0, j0]
     np.testing.assert_array_equal(w0, original)

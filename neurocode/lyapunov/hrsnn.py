@@ -5,7 +5,8 @@
   card's ``tau_m`` already is), 80 % excitatory / 20 % inhibitory neurons (Dale's law:
   the sign of a weight is the sign of its source), random (Erdos-Renyi) connectivity.
 * **CHRSNN**: ``n_clusters`` HRSNN clusters, each with its own gamma distribution of
-  ``tau_m`` (means spread over ``tau_means``), dense-ish inside a cluster and linked
+  ``tau_m`` (means spread over ``tau_means``) and its own 80/20 excitatory/inhibitory
+  split (the first ``frac_exc`` of each cluster), dense-ish inside a cluster and linked
   between clusters along a Watts-Strogatz small-world graph of the clusters.
 
 Both return a :class:`~neurocode.network.NetworkSpec` with one population ``"hrsnn"``
@@ -27,8 +28,12 @@ from neurocode.heterogeneity import Distribution
 from neurocode.network import NetworkSpec, Projection
 
 
-def _signed_weights(rng, i, n, w_exc, g_inh, frac_exc):
-    exc = np.arange(n) < int(round(frac_exc * n))
+def _excitatory(n, frac_exc):
+    """Boolean mask: the first ``round(frac_exc * n)`` of ``n`` neurons are excitatory."""
+    return np.arange(n) < int(round(frac_exc * n))
+
+
+def _signed_weights(rng, i, exc, w_exc, g_inh):
     return np.where(exc[i], w_exc, -g_inh * w_exc) * rng.uniform(0.5, 1.5, size=i.size)
 
 
@@ -65,8 +70,8 @@ def hrsnn(n=400, card="lif", p=0.1, w_exc=0.15e-9, g_inh=4.0, frac_exc=0.8, tau_
     mask = rng.random((n, n)) < p
     np.fill_diagonal(mask, False)
     i, j = np.nonzero(mask)
-    spec.add_projection(Projection("hrsnn", "hrsnn", i, j, _signed_weights(rng, i, n, w_exc, g_inh, frac_exc),
-                                   name="recurrent"))
+    spec.add_projection(Projection("hrsnn", "hrsnn", i, j, _signed_weights(rng, i, _excitatory(n, frac_exc), w_exc,
+                                                                            g_inh), name="recurrent"))
     return spec
 
 
@@ -105,6 +110,7 @@ def chrsnn(n_clusters=4, cluster_size=100, card="lif", p_in=0.15, p_out=0.02, k_
     np.fill_diagonal(mask, False)
     i, j = np.nonzero(mask)
     spec.metadata["cluster"] = cluster.tolist()
-    spec.add_projection(Projection("hrsnn", "hrsnn", i, j, _signed_weights(rng, i, n, w_exc, g_inh, frac_exc),
+    exc = np.tile(_excitatory(cluster_size, frac_exc), n_clusters)
+    spec.add_projection(Projection("hrsnn", "hrsnn", i, j, _signed_weights(rng, i, exc, w_exc, g_inh),
                                    name="recurrent"))
     return spec

@@ -13,8 +13,9 @@ listed in ``docs/lyapunov.md``):
 2. **Noise pruning of synapses.** Spectral sparsification (Spielman-Srivastava) of the
    symmetrised ``|W|`` graph: synapse ``(i, j)`` is kept with probability
    ``p_ij = min(1, rho * |w_ij| R_ij / L_ij)`` (``R_ij``: effective resistance), ``rho``
-   set so that the expected number kept is the target; kept weights are divided by
-   ``p_ij`` (unbiased, as in Moore & Chaudhuri 2020).
+   set so that the expected number kept is the target. The sampling is the paper's; the
+   *reweighting* is ours (see "Weight rescaling" below): the unbiased ``w_ij / p_ij`` of
+   Spielman-Srivastava and Moore & Chaudhuri (2020) is kept as ``rescale="inverse-p"`` only.
 3. **Node pruning.** Neurons of lowest betweenness centrality (``networkx``) in the
    pruned graph are removed.
 4. **Eigenvector delocalisation.** A few edges (``add_fraction`` of the kept ones) are
@@ -28,6 +29,15 @@ listed in ``docs/lyapunov.md``):
 Baselines at equal numbers of neurons and synapses: **random** (uniform neurons, then
 uniform synapses) and **activity** (of the dense network run on the task input: the most
 active neurons, then the synapses of largest ``|w| x presynaptic rate``).
+
+**Weight rescaling** (``rescale=``, the same rule for all three methods). A pruned network
+keeps 5-25 % of the synapses; with their original weights its recurrent drive collapses,
+and with ``w / p_ij`` a few rarely-kept synapses become 10-100x stronger (the LNP network
+then fires at ~100 Hz; ``docs/lyapunov.md``). ``"radius"`` (default) multiplies all kept
+weights by one gain so that the spectral radius of the pruned weight matrix equals the
+dense network's (linear stability preserved, the relative weights untouched);
+``"none"`` keeps the weights; ``"inverse-p"`` (LNP only) divides by ``p_ij``. For LNP the
+gain is applied after step 4, so the added edges are scaled with the rest.
 
 >>> from neurocode.lyapunov.hrsnn import hrsnn
 >>> spec = hrsnn(n=40, p=0.2, seed=0)
@@ -92,8 +102,32 @@ def _check_counts(spec, keep_neurons, keep_synapses):
         raise ValueError(f"keep_synapses must lie in [0, {proj.i.size}], got {keep_synapses}")
 
 
-def random_prune(spec, keep_neurons, keep_synapses, seed=0):
-    """Uniformly random neurons, then uniformly random synapses among them."""
+RESCALE_RULES = ("radius", "none")
+
+
+def spectral_radius(spec):
+    """Largest eigenvalue modulus of the recurrent weight matrix (SI units of the weights)."""
+    return float(np.abs(np.linalg.eigvals(dense_weights(spec))).max()) if spec.projection(PROJ).i.size else 0.0
+
+
+def rescale_weights(out, dense, rule="radius"):
+    """Apply a weight rescaling rule to the pruned spec ``out`` of ``dense`` (in place); returns the gain.
+
+    ``"radius"``: one gain so that ``spectral_radius(out) == spectral_radius(dense)`` (gain 1
+    when the pruned matrix is nilpotent, radius 0); ``"none"``: gain 1.
+    """
+    if rule not in RESCALE_RULES:
+        raise ValueError(f"unknown rescale rule {rule!r}; choose one of {list(RESCALE_RULES)}")
+    radius = spectral_radius(out) if rule == "radius" else 0.0
+    gain = spectral_radius(dense) / radius if radius > 1e-12 * np.abs(dense.projection(PROJ).weights).max() else 1.0
+    out.projection(PROJ).weights[:] *= gain
+    out.metadata["weight_gain"] = float(gain)
+    return float(gain)
+
+
+def random_prune(spec, keep_neurons, keep_synapses, seed=0, rescale="radius"):
+    """Uniformly random neurons, then uniformly random synapses among them; ``rescale``: a
+    rule of :func:`rescale_weights`."""
     _check_counts(spec, keep_neurons, keep_synapses)
     pop, proj = _parts(spec)
     rng = np.random.default_rng(seed)
@@ -101,13 +135,16 @@ def random_prune(spec, keep_neurons, keep_synapses, seed=0):
     inside = np.isin(proj.i, neurons) & np.isin(proj.j, neurons)
     idx = np.nonzero(inside)[0]
     idx = rng.choice(idx, min(keep_synapses, idx.size), replace=False)
-    return subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="random")
+    out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="random")
+    rescale_weights(out, spec, rescale)
+    return out
 
 
-def activity_prune(spec, keep_neurons, keep_synapses, rates):
+def activity_prune(spec, keep_neurons, keep_synapses, rates, rescale="radius"):
     """Most active neurons, then synapses of largest ``|w| * rate(pre)`` among them.
 
-    ``rates`` (Hz, shape (n,)) come from the dense network run on the task input.
+    ``rates`` (Hz, shape (n,)) come from the dense network run on the task input;
+    ``rescale``: a rule of :func:`rescale_weights`.
     """
     _check_counts(spec, keep_neurons, keep_synapses)
     pop, proj = _parts(spec)
@@ -118,7 +155,9 @@ def activity_prune(spec, keep_neurons, keep_synapses, rates):
     inside = np.nonzero(np.isin(proj.i, neurons) & np.isin(proj.j, neurons))[0]
     score = np.abs(proj.weights[inside]) * rates[proj.i[inside]]
     idx = inside[np.argsort(-score, kind="stable")[:keep_synapses]]
-    return subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="activity")
+    out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="activity")
+    rescale_weights(out, spec, rescale)
+    return out
 
 
 # -- LNP ---------------------------------------------------------------------------------------
@@ -184,13 +223,12 @@ def effective_resistance(n, i, j, w):
     return d[i] + d[j] - 2 * Lp[i, j]
 
 
-def noise_prune_synapses(spec, L, keep_synapses, seed=0, rescale=True):
+def noise_prune_synapses(spec, L, keep_synapses, seed=0, rescale=False):
     """Step 2: spectral sparsification with keep-probabilities; returns (i, j, w) kept.
 
-    With ``rescale`` (default) kept weights are divided by their keep probability (the
-    sparse graph equals the dense one in expectation); without it they keep their values.
-    The LNP study's ablation (``docs/lyapunov.md``) found the rescaled weights, several
-    times larger at 90 % sparsity, cost most of LNP's accuracy against random pruning.
+    With ``rescale`` kept weights are divided by their keep probability (the sparse graph
+    equals the dense one in expectation); by default they keep their values (a global gain
+    is applied later by :func:`lnp_prune`; see "Weight rescaling" in the module docstring).
     """
     pop, proj = _parts(spec)
     R = effective_resistance(pop.size, proj.i, proj.j, proj.weights)
@@ -256,11 +294,19 @@ def delocalise(n, i, j, w, add_fraction=0.01, candidates=20, seed=0):
     return i, j, w
 
 
-def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0, treatment="exact"):
+def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0, drive_weight=None,
+                        treatment="exact", keep_mean=False):
     """Step 5: random search over the gamma law of ``tau_m``; the largest exponent closest
     to 0 wins. Returns ``(tau_m values, table of candidates)``.
 
-    ``treatment`` is the spike treatment of the spectra (:mod:`neurocode.lyapunov.spiking`).
+    Candidates: the current law, then means uniform in 10-40 ms and cvs in 0.2-1.0; with
+    ``keep_mean`` only the cv is searched (the mean stays the current one: with the
+    surrogate treatment the largest exponent is roughly ``-1/tau``, so a free mean makes
+    "closest to 0" mean "slowest").
+
+    The frozen Poisson drive is ``drive_rate`` (Hz) through ``drive_weight`` (SI; default
+    twice the mean excitatory weight); ``treatment`` is the spike treatment of the spectra
+    (:mod:`neurocode.lyapunov.spiking`).
     """
     from neurocode.lyapunov.spiking import SpikingMap, spiking_spectrum
     pop, _ = _parts(spec)
@@ -268,15 +314,16 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
     rng = np.random.default_rng(seed)
     base = pop.params["tau_m"]
     trials = [(float(base.mean()), float(base.std() / base.mean()))]
-    trials += [(float(rng.uniform(10e-3, 40e-3)), float(rng.uniform(0.2, 1.0))) for _ in range(candidates - 1)]
+    means = rng.uniform(10e-3, 40e-3, candidates - 1)
+    trials += [(trials[0][0] if keep_mean else float(m), float(rng.uniform(0.2, 1.0))) for m in means]
     table, best = [], None
     u = rng.random(pop.size)
+    w_in = drive_weight if drive_weight is not None else 2 * np.abs(W[W > 0]).mean() if np.any(W > 0) else 1e-10
     from scipy import stats
     for mean, cv in trials:
         shape = 1 / cv ** 2
         tau = stats.gamma(a=shape, scale=mean / shape).ppf(np.clip(u, 1e-6, 1 - 1e-6))
         params = dict(pop.params, tau_m=tau)
-        w_in = 2 * np.abs(W[W > 0]).mean() if np.any(W > 0) else 1e-10
         net = SpikingMap(pop.card, params, dt=spec.dt, weights=W,
                          drive={"rate": drive_rate, "weight": w_in, "seed": seed})
         lam = float(spiking_spectrum(net, batch=1, k=1, t_sim=t_sim, t_transient=0.02, seed=seed,
@@ -288,7 +335,7 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
 
 
 def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.01, optimise=True,
-              seed=0, treatment="exact", rescale=True, **exponent_kw):
+              seed=0, treatment="exact", rescale="radius", **exponent_kw):
     """The five LNP steps; returns ``(pruned spec, info dict)``.
 
     ``keep_synapses`` is the number kept by noise pruning (before node pruning removes the
@@ -296,14 +343,20 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     matched to the final counts of the returned spec. ``treatment`` is the spike treatment
     of steps 1 and 5 (``"exact"``; ``"surrogate"`` is the cheap approximation the LNP study
     uses at a 1 ms step, where the exact treatment's first-order error is large).
-    ``rescale`` is passed to :func:`noise_prune_synapses`.
+    ``rescale``: ``"radius"`` (default), ``"none"`` or ``"inverse-p"`` (see "Weight
+    rescaling" above); ``True`` means the default rule and ``False`` ``"none"`` (the
+    ``--no-rescale`` flag of ``neurocode prune``).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
+    if isinstance(rescale, bool):
+        rescale = "radius" if rescale else "none"
+    if rescale not in (*RESCALE_RULES, "inverse-p"):
+        raise ValueError(f"unknown rescale rule {rescale!r}; choose one of {[*RESCALE_RULES, 'inverse-p']}")
     pop, proj = _parts(spec)
     if exponents is None:
         exponents = neuron_exponents(spec, seed=seed, treatment=treatment, **exponent_kw)
     L = lyapunov_matrix(spec, exponents)
-    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale)
+    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale == "inverse-p")
     order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
     neurons = np.sort(order[pop.size - keep_neurons:])
     tmp = subnetwork(spec, neurons, i, j, w, method="lnp")
@@ -311,9 +364,11 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     i2, j2, w2 = delocalise(keep_neurons, sub.i, sub.j, sub.weights, add_fraction, seed=seed)
     out = subnetwork(tmp, np.arange(keep_neurons), i2, j2, w2, method="lnp")
     out.metadata["kept_neurons"] = neurons.tolist()
+    rescale_weights(out, spec, "none" if rescale == "inverse-p" else rescale)
     info = {"exponents": np.asarray(exponents).tolist(), "timescale_search": []}
     if optimise:
-        tau, table = optimise_timescales(out, seed=seed, treatment=treatment)
+        drive = {k: v for k, v in exponent_kw.items() if k in ("drive_rate", "drive_weight")}
+        tau, table = optimise_timescales(out, seed=seed, treatment=treatment, **drive)
         out.populations[POP].params["tau_m"] = tau
         info["timescale_search"] = table
     return out, info

@@ -1,17 +1,20 @@
-"""Which LNP step costs accuracy? One seed, one sparsity, LNP with steps switched off.
+"""Which LNP step or weight rule decides the comparison? LNP variants at the counts of full LNP.
 
-Variants (same neurons and synapses as full LNP): ``lnp`` (all five steps), ``no-step5``
-(original ``tau_m``), ``no-step5-unscaled`` (also the original weights instead of
-``w / p_ij``), and ``random`` at the same counts. Writes ``DIR/ablation.csv``::
+Variants, all with the neurons and synapse count of full LNP at one seed and sparsity:
+``lnp`` (all five steps, the study's weight rule), ``no-step5`` (original ``tau_m``),
+``step5-keep-mean`` (step 5 searching the cv of ``tau_m`` only; ``step5-free-mean`` when the
+study's config already keeps the mean),
+``inverse-p`` (kept weights divided by their keep probability, no global gain),
+``no-rescale`` (original weights), and ``random`` / ``random-no-rescale`` at the same
+counts. Scores are on a **validation split** (the last 30 % of the training clips and of
+the Lorenz training part), never on the test data. Writes ``DIR/ablation.csv``::
 
-    nice -n 5 .venv/bin/python studies/lnp/ablate.py --out results/lnp/full --seed 0 --sparsity 0.9
+    nice -n 5 .venv/bin/python studies/lnp/ablate.py --network hrsnn --out results/lnp/ablation --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import logging
 import sys
 from pathlib import Path
@@ -21,10 +24,41 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def validation(cfg, data):
+    """Config and keyword data whose held-out parts are validation splits of the training data."""
+    x_tr, y_tr, _, _ = data
+    n_fit = int(0.7 * len(y_tr))
+    return {**cfg, "lorenz_samples": int(0.7 * cfg["lorenz_samples"])}, (x_tr[:n_fit], y_tr[:n_fit],
+                                                                        x_tr[n_fit:], y_tr[n_fit:])
+
+
+def variants(spec, cfg, seed, sparsity, exps):
+    """The networks compared (dict name -> spec)."""
+    import copy
+
+    from run import baselines, keep_neuron_fraction, lnp_matched
+    n_syn = spec.projection("recurrent").i.size
+    keep_n = int(round(keep_neuron_fraction(sparsity) * cfg["n_dense"]))
+    target = int(round((1 - sparsity) * n_syn))
+    lnp, _ = lnp_matched(spec, target, keep_n, exps, cfg, seed)
+    no5, _ = lnp_matched(spec, target, keep_n, exps, cfg, seed, optimise=False)
+    mean5, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "step5_keep_mean": not cfg["step5_keep_mean"]}, seed)
+    inv, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "rescale": "inverse-p"}, seed, optimise=False)
+    raw, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "rescale": "none"}, seed, optimise=False)
+    count = lnp.projection("recurrent").i.size
+    rates = np.ones(cfg["n_dense"])
+    nets = {"lnp": lnp, "no-step5": no5, "step5-keep-mean" if not cfg["step5_keep_mean"] else "step5-free-mean": mean5,
+            "inverse-p": inv, "no-rescale": raw,
+            "random": baselines(spec, keep_n, count, rates, cfg, seed)["random"],
+            "random-no-rescale": baselines(spec, keep_n, count, rates, {**cfg, "rescale": "none"}, seed)["random"]}
+    return {k: copy.deepcopy(v) for k, v in nets.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="results folder of run.py (config.json, keywords.npz)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="results folder (keywords.npz is cached there)")
+    ap.add_argument("--network", default="hrsnn", help="dense network kind (run.KINDS)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--sparsity", type=float, default=0.9)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -32,36 +66,26 @@ def main():
     import torch
 
     from neurocode.io import write_text
-    from neurocode.lyapunov.prune import dense_weights, neuron_exponents, random_prune
-    from run import build, drive_weight, evaluate, keep_neuron_fraction, lnp_matched
+    from neurocode.lyapunov.prune import neuron_exponents
+    from run import COMMON, PRESETS, build, evaluate
     from tasks import keyword_data
     torch.set_num_threads(1)
     out = Path(args.out)
-    cfg = json.loads((out / "config.json").read_text())
-    data = keyword_data(cfg, out / "keywords.npz")
-    spec = build(cfg, args.seed)
-    w_drive = drive_weight(spec)
-    W = dense_weights(spec)
-    exps = neuron_exponents(spec, drive_rate=cfg["drive_rate"], drive_weight=w_drive, treatment=cfg["treatment"],
-                            seed=args.seed)
-    n_syn = spec.projection("recurrent").i.size
-    keep_n = int(round(keep_neuron_fraction(args.sparsity) * cfg["n_dense"]))
-    lnp, _ = lnp_matched(spec, int(round((1 - args.sparsity) * n_syn)), keep_n, exps, cfg, args.seed)
-    no5 = copy.deepcopy(lnp)
-    no5.populations["hrsnn"].params["tau_m"] = spec.populations["hrsnn"].params["tau_m"][lnp.metadata["kept_neurons"]]
-    unscaled = copy.deepcopy(no5)
-    proj, kept = unscaled.projection("recurrent"), np.asarray(lnp.metadata["kept_neurons"])
-    orig = W[kept[proj.i], kept[proj.j]]
-    proj.weights[:] = np.where(orig != 0, orig, proj.weights)
-    nets = {"lnp": lnp, "no-step5": no5, "no-step5-unscaled": unscaled,
-            "random": random_prune(spec, keep_n, lnp.projection("recurrent").i.size, seed=args.seed)}
+    cfg = {**COMMON, **PRESETS["full"], "network": args.network}
+    vcfg, vdata = validation(cfg, keyword_data(cfg, out / "keywords.npz"))
     rows = []
-    for name, net in nets.items():
-        m, _, _ = evaluate(net, cfg, args.seed, data, w_drive)
-        w = net.projection("recurrent").weights
-        rows.append({"variant": name, "seed": args.seed, "target_sparsity": args.sparsity, **m,
-                     "mean_abs_weight_nA": 1e9 * float(np.abs(w).mean())})
-        print(rows[-1], flush=True)
+    for seed in args.seeds:
+        spec = build(cfg, seed, cfg["network"])
+        exps = neuron_exponents(spec, drive_rate=cfg["drive_rate"], drive_weight=cfg["drive_weight"],
+                                treatment=cfg["treatment"], seed=seed)
+        for name, net in variants(spec, cfg, seed, args.sparsity, exps).items():
+            m, _, _ = evaluate(net, vcfg, seed, vdata)
+            w = net.projection("recurrent").weights
+            rows.append({"variant": name, "seed": seed, "target_sparsity": args.sparsity, **m,
+                         "mean_abs_weight_nA": 1e9 * float(np.abs(w).mean()),
+                         "max_abs_weight_nA": 1e9 * float(np.abs(w).max())})
+            print({k: rows[-1][k] for k in ("variant", "seed", "lorenz_nrmse", "keyword_accuracy",
+                                            "keyword_rate_hz", "max_abs_weight_nA")}, flush=True)
     write_text(out / "ablation.csv", pd.DataFrame(rows).to_csv(index=False))
 
 

@@ -1,25 +1,30 @@
-"""LNP study: LNP vs random vs activity pruning of an HRSNN, at equal neuron and synapse counts.
+"""LNP study: LNP vs random vs activity pruning of an HRSNN or a CHRSNN, at equal neuron and synapse counts.
 
-For each seed an HRSNN (LIF card, gamma-distributed ``tau_m``) is built, evaluated dense
-and pruned to each synapse sparsity by LNP, random and activity pruning (the baselines get
-exactly LNP's final neuron and synapse counts). Only a ridge readout is trained, on
+For each seed a dense network (``--network hrsnn`` or ``chrsnn``; LIF card, gamma-distributed
+``tau_m``) is built, evaluated and pruned to each synapse sparsity by LNP, random and
+activity pruning (the baselines get exactly LNP's final neuron and synapse counts, and all
+three the same weight rescaling rule, ``"rescale"`` of the config: by default one gain that
+restores the dense network's spectral radius). Only a ridge readout is trained, on
 (a) Lorenz-63 prediction (NRMSE, held-out last 30 %) and (b) spoken keywords (accuracy,
 held-out speakers); see ``studies/lnp/tasks.py``. For every network the study also
 records the 10 largest Lyapunov exponents under frozen Poisson noise and the ``tau_m``
 values.
 
 Choices the paper does not state (or that could not be read) are in ``PRESETS`` and
-``COMMON``, notably: neuron keep fraction ``sqrt(1 - s) + 0.2`` at synapse sparsity ``s``
-(so 90 % synapse sparsity goes with ~48 % neuron sparsity); LNP steps 1 and 5 and the
-spectra use the *surrogate* spike treatment at the 1 ms step (the exact treatment is first
-order in dt and at 1 ms gives exponents of +170 1/s against +8 1/s at 0.1 ms, where it
-costs 10x the steps).
+``COMMON``, notably: the operating point of the dense networks (``w_exc``, ``in_gain``),
+chosen without a task score by ``studies/lnp/operating_point.py`` (asynchronous irregular,
+5-40 Hz); neuron keep fraction ``sqrt(1 - s) + 0.2`` at synapse sparsity ``s`` (so 90 %
+synapse sparsity goes with ~48 % neuron sparsity); LNP steps 1 and 5 and the spectra use
+the *surrogate* spike treatment at the 1 ms step (the exact treatment is first order in dt
+and at 1 ms gives exponents of +170 1/s against +8 1/s at 0.1 ms, where it costs 10x the
+steps).
 
-Jobs run on a Dask LocalCluster (at most 2 workers, one thread each)::
+Jobs run on a Dask LocalCluster (one worker by default: the machine's 2 cores are shared)::
 
     nice -n 5 .venv/bin/python studies/lnp/run.py --quick --out results/lnp/quick
-    nice -n 5 .venv/bin/python studies/lnp/run.py --out results/lnp/full
-    .venv/bin/python studies/lnp/make_docs.py results/lnp/full     # figures + docs table
+    nice -n 5 .venv/bin/python studies/lnp/run.py --network hrsnn --out results/lnp/hrsnn
+    nice -n 5 .venv/bin/python studies/lnp/run.py --network chrsnn --out results/lnp/chrsnn
+    .venv/bin/python studies/lnp/make_docs.py results/lnp/hrsnn results/lnp/chrsnn   # figures + docs table
 
 Writes ``DIR/metrics.csv`` (one row per network), ``DIR/spectra.csv``, ``DIR/timescales.csv``,
 ``DIR/lnp_info.json`` and ``DIR/config.json``.
@@ -40,20 +45,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 log = logging.getLogger("lnp_study")
 
 PRESETS = {
-    "quick": {"n_dense": 100, "seeds": [0, 1], "sparsities": [0.5, 0.9], "kw_train": 300, "kw_test": 150,
+    "quick": {"n_dense": 100, "seeds": [0, 1], "sparsities": [0.75, 0.9], "kw_train": 300, "kw_test": 150,
               "lorenz_samples": 1200},
-    "full": {"n_dense": 200, "seeds": [0, 1, 2], "sparsities": [0.5, 0.9, 0.95], "kw_train": 600,
+    "full": {"n_dense": 200, "seeds": [0, 1, 2, 3, 4], "sparsities": [0.75, 0.9, 0.95], "kw_train": 600,
              "kw_test": 300, "lorenz_samples": 1200},
 }
 COMMON = {
-    "p": 0.1, "dt": 1e-3, "tau_mean": 20e-3, "tau_cv": 0.5, "w_exc": 0.15e-9, "g_inh": 4.0,
+    "p": 0.1, "dt": 1e-3, "tau_mean": 20e-3, "tau_cv": 0.5, "g_inh": 4.0,
+    # operating point (studies/lnp/operating_point.py, task-free): the strongest recurrence of the grid whose
+    # dense HRSNN and CHRSNN stay asynchronous irregular (5-40 Hz, CV of ISIs >= 0.8, chi <= 0.3)
+    "w_exc": 0.05e-9, "in_gain": 0.04e-9,
+    "in_bias": 0.02e-9,                       # A per step into I_syn (alone: ~10 mV, below threshold)
+    # CHRSNN: 4 clusters (tau_m means 10-40 ms), in-degree ~20 as in the HRSNN (0.3 x 49 + 0.05 x 100)
+    "n_clusters": 4, "p_in": 0.3, "p_out": 0.05, "tau_means": [10e-3, 40e-3],
+    "rescale": "radius",                      # weight rule of all three methods (neurocode.lyapunov.prune)
     "treatment": "surrogate",                 # LNP steps 1 and 5, and the spectra
+    # step 5 searches the cv of tau_m only: on the validation split (studies/lnp/ablate.py, HRSNN, 90 %, 5 seeds)
+    # a free mean picked slow laws (~35 ms) and cost 4 points of keyword accuracy and 0.15 of Lorenz NRMSE
+    "step5_keep_mean": True,
     "steps_per_frame": 5, "steps_per_sample": 5,
     "lorenz_dt": 0.02, "horizon": 10, "washout": 50, "segments": 16, "filter_tau": 0.02,
-    "in_bias": 0.02e-9, "in_gain": 0.04e-9,   # A per step into I_syn (bias alone: ~11 mV, below threshold)
-    "drive_rate": 2000.0,                     # Hz, frozen Poisson noise of steps 1, 5 and the spectra
+    # frozen Poisson noise of steps 1, 5 and the spectra: the task input's mean (0.5 x 0.04 nA = in_bias per step)
+    "drive_rate": 500.0, "drive_weight": 0.04e-9,
     "spectrum_k": 10, "spectrum_t": 0.1, "spectrum_transient": 0.05,
 }
+KINDS = ("hrsnn", "chrsnn")
 METHODS = ("lnp", "random", "activity")
 
 
@@ -62,39 +78,42 @@ def keep_neuron_fraction(sparsity):
     return float(min(1.0, np.sqrt(1.0 - sparsity) + 0.2))
 
 
-def build(cfg, seed):
-    from neurocode.lyapunov.hrsnn import hrsnn
-    return hrsnn(n=cfg["n_dense"], p=cfg["p"], w_exc=cfg["w_exc"], g_inh=cfg["g_inh"], tau_mean=cfg["tau_mean"],
-                 tau_cv=cfg["tau_cv"], dt=cfg["dt"], seed=seed)
+def build(cfg, seed, kind="hrsnn"):
+    """The dense network of one seed: ``kind`` ``"hrsnn"`` or ``"chrsnn"`` of ``cfg["n_dense"]`` neurons."""
+    from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
+    common = {"w_exc": cfg["w_exc"], "g_inh": cfg["g_inh"], "tau_cv": cfg["tau_cv"], "dt": cfg["dt"], "seed": seed}
+    if kind == "hrsnn":
+        return hrsnn(n=cfg["n_dense"], p=cfg["p"], tau_mean=cfg["tau_mean"], **common)
+    if kind == "chrsnn":
+        return chrsnn(n_clusters=cfg["n_clusters"], cluster_size=cfg["n_dense"] // cfg["n_clusters"],
+                      p_in=cfg["p_in"], p_out=cfg["p_out"], tau_means=tuple(cfg["tau_means"]), **common)
+    raise ValueError(f"unknown network kind {kind!r}; choose one of {list(KINDS)}")
 
 
-def drive_weight(spec):
-    from neurocode.lyapunov.prune import dense_weights
-    W = dense_weights(spec)
-    return float(2 * np.abs(W[W > 0]).mean())
-
-
-def lyapunov(spec, cfg, seed, w_drive):
+def lyapunov(spec, cfg, seed):
     from neurocode.lyapunov.prune import dense_weights
     from neurocode.lyapunov.spiking import SpikingMap, spiking_spectrum
     pop = spec.populations["hrsnn"]
     net = SpikingMap(pop.card, pop.params, dt=spec.dt, weights=dense_weights(spec),
-                     drive={"rate": cfg["drive_rate"], "weight": w_drive, "seed": seed})
+                     drive={"rate": cfg["drive_rate"], "weight": cfg["drive_weight"], "seed": seed})
     res = spiking_spectrum(net, batch=1, k=min(cfg["spectrum_k"], 2 * pop.size), t_sim=cfg["spectrum_t"],
                            t_transient=cfg["spectrum_transient"], treatment=cfg["treatment"], seed=seed)
     return res.exponents
 
 
-def evaluate(spec, cfg, seed, data, w_drive):
+def evaluate(spec, cfg, seed, data):
     """Both tasks and the spectrum of one network; returns (metrics, rates, exponents)."""
+    from neurocode.lyapunov.prune import spectral_radius
     from tasks import keyword_task, lorenz_task
     t0 = time.perf_counter()
     m = dict(lorenz_task(spec, cfg, seed))
     kw, rates = keyword_task(spec, data, cfg, seed)
     m.update(kw)
-    lam = lyapunov(spec, cfg, seed, w_drive)
-    pop = spec.populations["hrsnn"]
-    m.update({"neurons": int(pop.size), "synapses": int(spec.projection("recurrent").i.size),
+    lam = lyapunov(spec, cfg, seed)
+    pop, w = spec.populations["hrsnn"], spec.projection("recurrent").weights
+    m.update({"network": cfg["network"], "neurons": int(pop.size), "synapses": int(w.size),
+              "inhibitory_fraction": float((w < 0).mean()), "weight_gain": spec.metadata.get("weight_gain", 1.0),
+              "spectral_radius_nA": 1e9 * spectral_radius(spec),
               "lambda_max_per_s": float(lam[0]), "tau_m_mean_ms": 1e3 * float(np.mean(pop.params["tau_m"])),
               "tau_m_cv": float(np.std(pop.params["tau_m"]) / np.mean(pop.params["tau_m"])),
               "seconds": time.perf_counter() - t0})
@@ -108,56 +127,61 @@ def prepare(cfg, seed, data):
     from neurocode.lyapunov.prune import neuron_exponents
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO)
-    spec = build(cfg, seed)
-    w_drive = drive_weight(spec)
-    m, rates, lam = evaluate(spec, cfg, seed, data, w_drive)
+    spec = build(cfg, seed, cfg["network"])
+    m, rates, lam = evaluate(spec, cfg, seed, data)
     t0 = time.perf_counter()
-    exps = neuron_exponents(spec, drive_rate=cfg["drive_rate"], drive_weight=w_drive,
+    exps = neuron_exponents(spec, drive_rate=cfg["drive_rate"], drive_weight=cfg["drive_weight"],
                             treatment=cfg["treatment"], seed=seed)
     m.update({"seed": seed, "method": "dense", "target_sparsity": 0.0, "step1_seconds": time.perf_counter() - t0})
     return {"metrics": m, "rates": rates, "exponents": exps, "spectrum": lam,
-            "tau_m": spec.populations["hrsnn"].params["tau_m"], "w_drive": w_drive}
+            "tau_m": spec.populations["hrsnn"].params["tau_m"]}
 
 
-def lnp_matched(spec, target_syn, keep_n, exponents, cfg, seed):
+def lnp_matched(spec, target_syn, keep_n, exponents, cfg, seed, optimise=True):
     """LNP whose *final* synapse count (after node pruning and delocalisation) is near the
-    target: the count kept by noise pruning is rescaled twice; then step 5."""
+    target: the count kept by noise pruning is rescaled twice; then step 5 (``optimise``)."""
     from neurocode.lyapunov.prune import lnp_prune, optimise_timescales
     n_syn = spec.projection("recurrent").i.size
     guess = target_syn
     for _ in range(3):
         out, info = lnp_prune(spec, min(guess, n_syn), keep_n, exponents=exponents, optimise=False, seed=seed,
-                              rescale=cfg.get("lnp_rescale", True))
+                              rescale=cfg["rescale"])
         got = out.projection("recurrent").i.size
         if abs(got - target_syn) <= 0.03 * target_syn or guess >= n_syn:
             break
         guess = int(round(guess * target_syn / max(got, 1)))
-    tau, table = optimise_timescales(out, seed=seed, drive_rate=cfg["drive_rate"], treatment=cfg["treatment"])
-    out.populations["hrsnn"].params["tau_m"] = tau
-    info["timescale_search"] = table
+    if optimise:
+        tau, info["timescale_search"] = optimise_timescales(out, seed=seed, drive_rate=cfg["drive_rate"],
+                                                            drive_weight=cfg["drive_weight"],
+                                                            treatment=cfg["treatment"],
+                                                            keep_mean=cfg["step5_keep_mean"])
+        out.populations["hrsnn"].params["tau_m"] = tau
     return out, info
+
+
+def baselines(spec, keep_n, n_syn, rates, cfg, seed):
+    """Random and activity pruning at the given counts, with the study's weight rule."""
+    from neurocode.lyapunov.prune import activity_prune, random_prune
+    rule = "none" if cfg["rescale"] == "inverse-p" else cfg["rescale"]
+    return {"random": random_prune(spec, keep_n, n_syn, seed=seed, rescale=rule),
+            "activity": activity_prune(spec, keep_n, n_syn, rates, rescale=rule)}
 
 
 def pruned_job(cfg, seed, sparsity, prep, data):
     """LNP at one sparsity, and the two baselines matched to LNP's final counts; evaluate all."""
     import torch
-
-    from neurocode.lyapunov.prune import activity_prune, random_prune
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO)
-    spec = build(cfg, seed)
+    spec = build(cfg, seed, cfg["network"])
     n_syn = spec.projection("recurrent").i.size
     keep_n = int(round(keep_neuron_fraction(sparsity) * cfg["n_dense"]))
-    target = int(round((1 - sparsity) * n_syn))
     t0 = time.perf_counter()
-    lnp, info = lnp_matched(spec, target, keep_n, prep["exponents"], cfg, seed)
+    lnp, info = lnp_matched(spec, int(round((1 - sparsity) * n_syn)), keep_n, prep["exponents"], cfg, seed)
     lnp_seconds = time.perf_counter() - t0
-    n_final = lnp.projection("recurrent").i.size
-    nets = {"lnp": lnp, "random": random_prune(spec, keep_n, n_final, seed=seed),
-            "activity": activity_prune(spec, keep_n, n_final, prep["rates"])}
+    nets = {"lnp": lnp, **baselines(spec, keep_n, lnp.projection("recurrent").i.size, prep["rates"], cfg, seed)}
     results = {}
     for method, out in nets.items():
-        m, _, lam = evaluate(out, cfg, seed, data, prep["w_drive"])
+        m, _, lam = evaluate(out, cfg, seed, data)
         m.update({"seed": seed, "method": method, "target_sparsity": sparsity, "lnp_seconds": lnp_seconds})
         results[method] = {"metrics": m, "spectrum": lam, "tau_m": out.populations["hrsnn"].params["tau_m"]}
     return results, {"timescale_search": info["timescale_search"]}
@@ -167,10 +191,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small preset (a few minutes on 2 busy cores)")
     ap.add_argument("--out", required=True, help="results folder")
-    ap.add_argument("--workers", type=int, default=2, help="Dask workers (at most 2)")
+    ap.add_argument("--network", choices=KINDS, default="hrsnn", help="dense network kind")
+    ap.add_argument("--workers", type=int, default=1, help="Dask workers (at most 2)")
     ap.add_argument("--sparsities", type=float, nargs="+", help="override the preset's synapse sparsities")
-    ap.add_argument("--no-rescale", action="store_true",
-                    help="LNP keeps the original weights of kept synapses (no division by the keep probability)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
+    ap.add_argument("--rescale", choices=["radius", "none", "inverse-p"], default=COMMON["rescale"],
+                    help="weight rule after pruning (inverse-p: LNP divides by the keep probability, the "
+                         "baselines keep their weights)")
     args = ap.parse_args()
     if not 1 <= args.workers <= 2:
         ap.error("--workers must be 1 or 2 (the machine has 2 shared cores)")
@@ -181,9 +208,11 @@ def main():
     from neurocode.io import write_json, write_text
     from tasks import keyword_data
     preset = "quick" if args.quick else "full"
-    cfg = {**COMMON, **PRESETS[preset], "preset": preset, "lnp_rescale": not args.no_rescale}
+    cfg = {**COMMON, **PRESETS[preset], "preset": preset, "network": args.network, "rescale": args.rescale}
     if args.sparsities:
         cfg["sparsities"] = sorted(args.sparsities)
+    if args.seeds:
+        cfg["seeds"] = args.seeds
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg)
@@ -195,11 +224,11 @@ def main():
 
     def record(r, seed, method, sparsity):
         rows.append(r["metrics"])
-        spectra.extend({"seed": seed, "method": method, "target_sparsity": sparsity, "index": i,
-                        "exponent_per_s": float(v)} for i, v in enumerate(r["spectrum"]))
+        spectra.extend({"network": cfg["network"], "seed": seed, "method": method, "target_sparsity": sparsity,
+                        "index": i, "exponent_per_s": float(v)} for i, v in enumerate(r["spectrum"]))
         if seed == cfg["seeds"][0]:
-            taus.extend({"method": method, "target_sparsity": sparsity, "tau_m_ms": 1e3 * float(v)}
-                        for v in r["tau_m"])
+            taus.extend({"network": cfg["network"], "method": method, "target_sparsity": sparsity,
+                         "tau_m_ms": 1e3 * float(v)} for v in r["tau_m"])
 
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
