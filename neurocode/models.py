@@ -42,7 +42,7 @@ CARD_DIR = Path(__file__).resolve().parent.parent / "equations"
 
 TOP_KEYS = {"name", "description", "kind", "references", "neuron", "parameters",
             "heterogeneity", "synapse"}
-NEURON_KEYS = {"equations", "threshold", "reset", "refractory", "method", "initial"}
+NEURON_KEYS = {"equations", "threshold", "reset", "refractory", "method", "initial", "spike_time"}
 SYNAPSE_KEYS = {"model", "on_pre", "weight", "delay"}
 METHODS = {"exact", "linear", "euler", "rk2", "rk4", "exponential_euler", "heun", "milstein"}
 KINDS = {"spiking", "rate"}
@@ -82,6 +82,11 @@ class ModelCard:
         Brian2 ``Synapses`` model and ``on_pre`` code.
     weight : str
         Name of the synaptic weight variable in ``synapse_model``.
+    spike_time : str or None
+        A variable or subexpression (unit second) that holds a spike's exact time within
+        its step (e.g. the interpolated threshold crossing) once the step's incoming spikes
+        are delivered, before the reset. Spike monitors then report it instead of the
+        step's time.
     """
 
     name: str
@@ -99,6 +104,7 @@ class ModelCard:
     synapse_model: str
     on_pre: str
     weight: str
+    spike_time: str | None = None
     description: str = ""
     references: tuple = field(default_factory=tuple)
 
@@ -268,14 +274,29 @@ class _Validator:
         synapse_model = self.string(synapse, "model", "synapse", required=kind == "spiking") or ""
         on_pre = self.string(synapse, "on_pre", "synapse", required=kind == "spiking") or ""
         weight = synapse.get("weight", "w")
+        spike_time = self.spike_time(neuron, equations, kind)
         card = ModelCard(
             name=self.name, source=self.source, text=self.text, kind=kind, equations=equations,
             threshold=threshold, reset=reset, refractory=refractory.strip() if refractory else None,
             method=method, defaults=defaults, heterogeneity=heterogeneity, initial=initial,
-            synapse_model=synapse_model, on_pre=on_pre, weight=weight,
+            synapse_model=synapse_model, on_pre=on_pre, weight=weight, spike_time=spike_time,
             description=d.get("description", "").strip(), references=tuple(d.get("references", ())))
         self.check_code(card)
         return card
+
+    def spike_time(self, neuron, equations, kind):
+        name = neuron.get("spike_time")
+        if name is None:
+            return None
+        if kind != "spiking":
+            self.fail("neuron.spike_time", "only a spiking card has spike times")
+        if name not in equations.names:
+            self.fail("neuron.spike_time", f"'{name}' must be a variable or subexpression declared in the "
+                                           f"equations (e.g. '{name} = t + dt - lag : second')")
+        if equations[name].dim is not second.dim:
+            self.fail("neuron.spike_time", f"'{name}' must have units of second, "
+                                           f"got {dimension_name(equations[name].dim)}")
+        return name
 
     def equations(self, text):
         for lineno, line in enumerate(text.splitlines(), 1):

@@ -92,6 +92,8 @@ def test_card_hash_changes_with_text():
     ({'method = "exact"': 'method = "magic"'}, "neuron.method", "unknown integration method"),
     ({'refractory = "2*ms"': 'refractory = "2*mV"'}, "neuron.refractory", "must be a time"),
     ({'model = "w : amp"': 'model = "g : amp"'}, "synapse.weight", "not defined"),
+    ({'method = "exact"': 'method = "exact"\nspike_time = "t_hit"'}, "neuron.spike_time", "must be a variable"),
+    ({'method = "exact"': 'method = "exact"\nspike_time = "v"'}, "neuron.spike_time", "units of second"),
 ])
 def test_bad_cards_are_rejected_with_named_field(mutation, field, message):
     with pytest.raises(ModelCardError, match=rf"model card 'bad', field '{field}': .*{message}"):

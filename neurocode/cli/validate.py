@@ -28,6 +28,9 @@ def register(sub):
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
     parser.add_argument("--chunk", type=int, default=500, help="trials per compiled run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
+    parser.add_argument("--timing", default="auto", choices=["auto", "interpolated", "grid"],
+                        help="TTFS spike times: interpolated within the step where the cards allow it (auto, "
+                             "the default), always (error where they do not), or on the time grid")
     parser.add_argument("--seed", type=int, default=0, help="seed of random variants (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress")
     parser.set_defaults(func=run)
@@ -46,7 +49,8 @@ def parse_dt(text):
 def format_report(report):
     """The report as a printed table."""
     lines = [f"{report['kind']} network on {report['device']}, {report['n_samples']} samples, "
-             f"dt = {report['dt'] * 1e3:g} ms, variants: {report['variants'] or 'none'}"]
+             f"dt = {report['dt'] * 1e3:g} ms, spike times {report.get('timing', 'grid')}, "
+             f"variants: {report['variants'] or 'none'}"]
     if report.get("compiled_only"):
         return "\n".join(lines + ["compiled only (no GPU here): run the same command on a GPU machine"])
     lines += [f"accuracy  brian2 {100 * report['accuracy_brian2']:.2f} %   torch {100 * report['accuracy_torch']:.2f} %"
@@ -76,7 +80,8 @@ def run(args):
     report, path = validate_run(args.run_dir, device=args.device, variants=args.variant, samples=args.samples,
                                 dt=parse_dt(args.dt) if args.dt else None, out=args.out, data=args.data,
                                 root=args.root, chunk=args.chunk, threads=args.threads,
-                                progress=not args.no_progress, seed=args.seed, compile_only=compile_only)
+                                progress=not args.no_progress, seed=args.seed, compile_only=compile_only,
+                                timing=args.timing)
     print(format_report(report))
     print(f"wrote {path}")
     return 0

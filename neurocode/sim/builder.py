@@ -4,7 +4,11 @@ Each population becomes a ``NeuronGroup`` of its card's ``full_equations`` (ever
 parameter a per-neuron constant, set from ``pop.params``), each input a
 ``SpikeGeneratorGroup``, each projection a ``Synapses`` object with the *target*
 card's synapse model, connected by ``i, j``; weights (and delays, if any) are set per
-synapse. Every spiking group gets a ``SpikeMonitor``; requested state variables a
+synapse. Within a step's synapse slot, projections from shallower populations (shorter
+path from an input) run first, so ``on_pre`` code that reads presynaptic state sees that
+step's incoming spikes already delivered, as the reset does. Every spiking group gets a
+``SpikeMonitor`` (which also records the card's
+``spike_time`` variable, if it has one, and reports it as the spike time); requested state variables a
 ``StateMonitor``. Brian2's default schedule applies (state update, thresholds,
 synapses, resets). The builder must run inside :func:`neurocode.sim.devices.device_context`.
 """
@@ -93,6 +97,7 @@ class BuiltNetwork:
     state_monitors: dict = field(default_factory=dict)
     record: dict = field(default_factory=dict)
     input_capacity: dict = field(default_factory=dict)
+    spike_time: dict = field(default_factory=dict)
 
     def view(self, kind, name, var):
         """A ``VariableView`` for ``run_args`` (also of read-only internals).
@@ -102,6 +107,29 @@ class BuiltNetwork:
         group = getattr(self, kind)[name]
         variable = group.variables[var]
         return VariableView(var, variable, group, dimensions=variable.dim)
+
+
+def source_depth(spec):
+    """Length of the shortest path from an input to every input and population (0 if none).
+
+    >>> from neurocode.network import NetworkSpec
+    >>> spec = NetworkSpec(dt=1e-4)
+    >>> spec.add_input("in", 2); spec.add_population("a", "ttfs", 2); spec.add_population("b", "ttfs", 2)
+    >>> for source, target in [("in", "a"), ("a", "b"), ("b", "b")]:
+    ...     _ = spec.connect(source, target, weight=1.0)
+    >>> source_depth(spec)
+    {'in': 0, 'a': 1, 'b': 2}
+    """
+    depth = {name: 0 for name in spec.inputs}
+    frontier = list(spec.inputs)
+    while frontier:
+        nxt = []
+        for p in spec.projections:
+            if p.source in frontier and p.target not in depth:
+                depth[p.target] = depth[p.source] + 1
+                nxt.append(p.target)
+        frontier = nxt
+    return {**{name: 0 for name in spec.populations}, **depth}
 
 
 def trial_reset_code(pop, group, overrides=None):
@@ -180,7 +208,11 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
             objects.append(group.run_regularly(reset_code, dt=trial_period * second,
                                                when="start", name=brian_name("trial_reset", pop.name)))
         if card.threshold:
-            mon = SpikeMonitor(group, name=brian_name("spikes", pop.name))
+            exact = [card.spike_time] if card.spike_time else []   # read once the step's spikes arrived
+            mon = SpikeMonitor(group, variables=exact, when="after_synapses" if exact else "thresholds",
+                               name=brian_name("spikes", pop.name))
+            if card.spike_time:
+                built.spike_time[pop.name] = card.spike_time
             built.spike_monitors[pop.name] = mon
             objects.append(mon)
     capacity = dict(input_capacity or {})
@@ -204,6 +236,7 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
         mon = SpikeMonitor(gen, name=brian_name("spikes", inp.name))
         built.spike_monitors[inp.name] = mon
         objects += [gen, mon]
+    depth = source_depth(spec)
     for proj in spec.projections:
         source = built.groups.get(proj.source) or built.inputs[proj.source]
         target = built.groups[proj.target]
@@ -213,6 +246,7 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
                                    "has no synapse model")
         syn = Synapses(source, target, model=card.synapse_model, on_pre=card.on_pre,
                        name=brian_name("syn", proj.name), namespace={})
+        syn.pre.order = depth[proj.source] - 1         # Brian2's default -1 for projections from inputs
         if proj.i.size:
             syn.connect(i=proj.i, j=proj.j)
             setattr(syn, card.weight + "_", proj.weights)
@@ -231,12 +265,17 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
 
 
 def collect(built, spec, duration):
-    """Read spikes and states from the monitors into SI numpy arrays."""
+    """Read spikes and states from the monitors into SI numpy arrays.
+
+    Spike times are the step times, or a card's ``spike_time`` variable where it has one.
+    """
     spikes, states = {}, {}
     for name, mon in built.spike_monitors.items():
         idx = np.asarray(mon.i[:], dtype=np.int64)
         t = np.asarray(mon.t_[:], dtype=np.float64)
         keep = t < duration - 0.5 * spec.dt
+        if name in built.spike_time:
+            t = np.asarray(getattr(mon, built.spike_time[name] + "_")[:], dtype=np.float64)
         order = np.argsort(t[keep], kind="stable")
         spikes[name] = (idx[keep][order], t[keep][order])
     t = np.zeros(0)

@@ -6,7 +6,9 @@ Two kinds of network are recognised from ``spec.metadata``:
   at ``t_input (1 - x)``; the torch reference is the closed-form layer. Silent neurons get
   their window's end as spike time in torch, so the Brian2 network gets the same rule
   (:func:`~neurocode.validate.variants.window_end_rule`); the answer is the first output
-  spike (ties: lowest index, as ``argmin``).
+  spike (ties: lowest index, as ``argmin``). By default (``timing="auto"``) spike times are
+  interpolated within the time step and input times rounded to the nearest step
+  (:mod:`neurocode.validate.timing`); ``timing="grid"`` keeps Brian2's step times.
 * **spiking rank coding** (``task == "rank_coding"``, :class:`~neurocode.surrogate.rnn.
   SpikingRCClassifier`): pixels spike once at ``step * dt`` (:mod:`neurocode.data.temporal`);
   the torch reference is :class:`~neurocode.surrogate.runner.NetworkRunner` on the same spec;
@@ -27,9 +29,13 @@ import numpy as np
 from neurocode.errors import NetworkSpecError
 from neurocode.validate import compare
 from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present
+from neurocode.validate.timing import grid_times, interpolated_timing
 from neurocode.validate.variants import apply_variants, window_end_rule
 
 logger = logging.getLogger(__name__)
+
+#: How Brian2 spike times are obtained (see module docstring).
+TIMINGS = ("auto", "interpolated", "grid")
 
 
 def _total_delay(spec):
@@ -60,14 +66,32 @@ class TTFSTask:
         from neurocode.data.encoding import latency_encode
         return latency_encode(np.asarray(x, dtype=np.float64), self.t_input)
 
-    def trials(self, x):
-        return TrialInputs.from_times(self.input, self.encode(x))
+    def trials(self, x, spec):
+        """Input spikes; on the time grid of ``spec`` when its spike times are interpolated."""
+        t = self.encode(x)
+        if spec.metadata.get("timing") == "interpolated":
+            t = grid_times(t, spec.dt)
+        return TrialInputs.from_times(self.input, t)
 
     def period(self, spec):
         return self.windows[-1] + 2 * spec.dt + _total_delay(spec)
 
-    def brian_spec(self, spec):
-        return window_end_rule(spec)
+    def brian_spec(self, spec, timing="auto"):
+        """The Brian2 version: window-end rule, and interpolated spike times unless ``timing="grid"``.
+
+        ``"auto"`` interpolates where the cards allow it (no leak, conductance or delay
+        variant) and keeps step times otherwise; ``"interpolated"`` raises where they do not.
+        """
+        spec = window_end_rule(spec)
+        if timing == "grid":
+            return spec
+        try:
+            return interpolated_timing(spec)
+        except ValueError as exc:           # VariantError and NetworkSpecError
+            if timing == "interpolated":
+                raise
+            logger.info("spike times on the time grid: %s", exc)
+            return spec
 
     def torch_reference(self, spec, x, batch=1000):
         """Per layer, first spike times (s, ``inf`` if silent) and the answers."""
@@ -95,7 +119,7 @@ class TTFSTask:
             t = spikes.first_spike_times(name)
             if name == self.output:
                 answer = compare.first_spike_answer(t)
-            first[name] = np.where(t < w - 0.5 * spec.dt, t, np.inf)
+            first[name] = np.where(t < w - 1e-3 * spec.dt, t, np.inf)
         return first, answer
 
 
@@ -123,14 +147,17 @@ class RCTask:
         from neurocode.data.temporal import spike_steps
         return spike_steps(x, self.steps)
 
-    def trials(self, x):
+    def trials(self, x, spec):
         steps = self.encode(x).astype(np.float64)
         return TrialInputs.from_times(self.input, np.where(steps >= 0, steps * self.dt, np.nan))
 
     def period(self, spec):
         return self.steps * self.dt + _total_delay(spec)
 
-    def brian_spec(self, spec):
+    def brian_spec(self, spec, timing="auto"):
+        if timing == "interpolated":
+            raise NetworkSpecError("timing='interpolated' applies to exact TTFS networks only; the spiking "
+                                   "rank-coding network is validated on the time grid it was trained on")
         return spec
 
     def _window(self, t):
@@ -183,7 +210,7 @@ def check_spec(spec, directory=None):
 
 
 def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
-                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False):
+                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto"):
     """Run samples ``x`` (labels ``y``) through ``spec`` in Brian2 and compare with torch.
 
     Parameters
@@ -207,6 +234,8 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
         Card library for the staleness check (default ``equations/``).
     compile_only : bool
         Only build the Brian2 project (``cuda_standalone`` without a GPU).
+    timing : {"auto", "interpolated", "grid"}
+        Spike times within the step or on the grid (TTFS; see module docstring).
 
     Returns
     -------
@@ -214,6 +243,8 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
         ``accuracy_brian2``, ``accuracy_torch``, ``agreement``, per layer ``spike_time`` errors
         (s and steps) and ``spikes_per_neuron`` of both engines, plus run facts and timings.
     """
+    if timing not in TIMINGS:
+        raise NetworkSpecError(f"timing must be one of {TIMINGS}, got {timing!r}")
     check_spec(spec, card_dir)
     task = task_for(spec)
     x, y = np.asarray(x), np.asarray(y)
@@ -226,13 +257,14 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
         if not dt > 0:
             raise NetworkSpecError(f"dt must be > 0 s, got {dt}")
         brian.dt = float(dt)
-    brian = task.brian_spec(apply_variants(brian, variants, seed=seed))
+    brian = task.brian_spec(apply_variants(brian, variants, seed=seed), timing)
     t0 = time.perf_counter()
     ref_first, ref_answer = task.torch_reference(spec, x)
     t_torch = time.perf_counter() - t0
-    spikes = present(brian, task.trials(x), task.period(brian), device=device, chunk=chunk, threads=threads,
+    spikes = present(brian, task.trials(x, brian), task.period(brian), device=device, chunk=chunk, threads=threads,
                      directory=directory, progress=progress, compile_only=compile_only)
     report = {"kind": task.kind, "device": device, "n_samples": int(len(y)), "dt": brian.dt,
+              "timing": brian.metadata.get("timing", "grid"),
               "variants": brian.metadata.get("variants", []), "compiled_only": spikes is None}
     if spikes is None:
         return report
@@ -288,16 +320,19 @@ def _run_dataset(run_dir, spec):
     return name, None
 
 
-def report_name(device, variants=(), dt=None):
-    """File name of a validation report: ``validation-<device>[-<variants>][-dt<dt>].json``."""
+def report_name(device, variants=(), dt=None, timing="auto"):
+    """File name of a validation report: ``validation-<device>[-<variants>][-dt<dt>][-<timing>].json``."""
     parts = [device] + [f"{n}{s:g}" for n, s in variants]
     if dt is not None:
         parts.append(f"dt{dt * 1e3:g}ms")
+    if timing != "auto":
+        parts.append(timing)
     return "validation-" + "-".join(parts) + ".json"
 
 
 def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt=None, out=None, data=None,
-                 root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False):
+                 root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False,
+                 timing="auto"):
     """Validate the network of a training run folder and write the report there (or into ``out``).
 
     ``run_dir`` holds ``network.npz`` (the trained NetworkSpec) and, for TTFS runs,
@@ -323,9 +358,9 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
     x, y = load_samples(name, samples, data_root)
     report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
-                           progress=progress, seed=seed, compile_only=compile_only)
+                           progress=progress, seed=seed, compile_only=compile_only, timing=timing)
     report.pop("_answers", None)
     report.update(run=str(spec_path), dataset=name)
-    path = Path(out or spec_path.parent) / report_name(device, variants, dt)
+    path = Path(out or spec_path.parent) / report_name(device, variants, dt, timing)
     write_json(path, report)
     return report, path

@@ -1,0 +1,105 @@
+"""Spike times within the time step for pure-integrator cards (exact TTFS validation).
+
+On a clock, Brian2 detects a threshold crossing at the end of the step it happened in and
+a spike acts on its targets from the next step on, so every layer of a time-to-first-spike
+network adds up to one step of timing error. For a card whose thresholded variable is a
+pure integrator of a synaptic drive that is constant between events,
+
+    dv/dt = X / tau,     on_pre: X_post += w,
+
+both errors can be removed without changing the dynamics (the interpolation scheme of
+Hansel et al. 1998, Neural Comput. 10:467, which is exact here because ``v`` is piecewise
+linear):
+
+* **crossing time.** A subexpression ``t_lag = (v - v_th) tau / X`` is how long before the
+  step's end the line through ``v`` with slope ``X / tau`` met threshold (clipped to the two
+  steps the crossing can lie in), and ``t_spike = t + dt - t_lag``. A neuron forced to fire
+  at its window's end (:func:`~neurocode.validate.variants.window_end_rule`, ``v < v_th``)
+  has ``t_lag = dt``: it fires at the step time. The card declares
+  ``spike_time = "t_spike"``; the spike monitor reads it once the step's spikes are
+  delivered, so an input arriving in the crossing's step is accounted for.
+* **late delivery.** A spike reaches its target after the target's update of the step;
+  ``on_pre`` adds the ramp the target missed up to the step's end,
+  ``v_post += w t_lag_pre / tau_post``. Spikes of an input (``SpikeGeneratorGroup``) happen
+  exactly at their step's start: ``w dt / tau_post``. For the same reason ``on_pre`` must
+  read ``t_lag_pre`` after that step's incoming spikes changed the presynaptic ``v`` and
+  ``X``: the builder runs projections from shallower populations first
+  (:func:`~neurocode.sim.builder.build_network`).
+
+With inputs on the time grid, the Brian2 potentials on the grid then equal the closed form
+and spike times differ from it only where an input arrives in the step of a crossing.
+Input times off the grid are rounded to the nearest step (:func:`grid_times`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from brian2.core.namespace import DEFAULT_UNITS
+
+from neurocode.errors import NetworkSpecError
+
+#: Name of the state variable that holds the exact spike time.
+SPIKE_TIME = "t_spike"
+#: Name of the subexpression: time from the crossing to the end of the step (s).
+LAG = "t_lag"
+
+
+def grid_times(times, dt):
+    """Times (s) rounded to the nearest multiple of ``dt`` (NaN stays NaN)."""
+    return np.round(np.asarray(times, dtype=np.float64) / dt) * dt
+
+
+def _integrator(e):
+    """``(X, tau)`` of a card with ``dv/dt = X / tau`` and ``on_pre: X_post += w``; else fail."""
+    rhs = e.rhs(e.v)
+    match = re.fullmatch(r"\(?\s*([A-Za-z_]\w*)\s*\)?\s*/\s*([A-Za-z_]\w*)", rhs)
+    if match is None:
+        e.fail(f"spike-time interpolation needs 'd{e.v}/dt = X/tau' (a pure integrator), got '{rhs}'")
+    drive, tau = match.groups()
+    if drive not in e.card.equations.names or tau not in e.card.defaults:
+        e.fail(f"in 'd{e.v}/dt = {rhs}', '{drive}' must be a variable and '{tau}' a parameter")
+    if e.card.defaults[tau].dim is not DEFAULT_UNITS["second"].dim:
+        e.fail(f"'{tau}' in 'd{e.v}/dt = {rhs}' must be a time")
+    weight = re.escape(e.card.weight)
+    if not re.fullmatch(rf"\s*{drive}_post\s*\+=\s*{weight}\s*", e.card.on_pre):
+        e.fail(f"spike-time interpolation needs on_pre '{drive}_post += {e.card.weight}', got '{e.card.on_pre}'")
+    return drive, tau
+
+
+def interpolated_timing(spec):
+    """A copy of ``spec`` whose cards report and deliver spikes at their interpolated times.
+
+    Needs every population's card to be a pure integrator (see module docstring), no
+    synaptic delays, and each population fed either by inputs only or by populations only
+    (the ``on_pre`` correction differs). Raises ``VariantError`` (or ``NetworkSpecError``)
+    naming what does not fit.
+    """
+    from neurocode.validate.variants import _rewrite_cards
+
+    if any(p.delays is not None for p in spec.projections):
+        raise NetworkSpecError("spike-time interpolation does not handle synaptic delays; use timing='grid'")
+    sources = {name: set() for name in spec.populations}
+    for p in spec.projections:
+        sources[p.target].add("input" if p.source in spec.inputs else "population")
+    mixed = [name for name, kinds in sources.items() if len(kinds) > 1]
+    if mixed:
+        raise NetworkSpecError(f"spike-time interpolation: population(s) {mixed} receive both input and "
+                               "population spikes; use timing='grid'")
+
+    def edit(e):
+        drive, tau = _integrator(e)
+        v, v_th, w = e.v, e.v_th, e.card.weight
+        crossed = f"int({v} >= {v_th} and {drive} > 0)"
+        lag = f"clip(({v} - {v_th})*{tau}/({drive} + int({drive} <= 0)), 0*second, 2*dt)"
+        e.neuron["equations"] = (e.neuron["equations"].rstrip("\n")
+                                 + f"\n{LAG} = {crossed}*{lag} + (1 - {crossed})*dt : second"
+                                 + f"\n{SPIKE_TIME} = t + dt - {LAG} : second\n")
+        e.neuron["spike_time"] = SPIKE_TIME
+        missed = "dt" if sources[e.pop.name] == {"input"} else f"{LAG}_pre"
+        e.data["synapse"]["on_pre"] = f"{e.card.on_pre.strip()}\n{v}_post += {w}*{missed}/{tau}_post"
+
+    out = _rewrite_cards(spec, "interpolated_timing", edit)
+    out.metadata["timing"] = "interpolated"
+    return out
