@@ -67,7 +67,7 @@ def _write_metrics(run_dir, history):
 
 # -- the loop ------------------------------------------------------------------------------
 def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0, batch_size=128,
-        resume=True, checkpoint_every=200, device=None, progress=True, stop_after_steps=None):
+        resume=True, checkpoint_every=200, device=None, progress=True, stop_after_steps=None, lr_decay=1.0):
     """Train ``model`` for ``epochs`` epochs with checkpoints and exact resume.
 
     Parameters
@@ -96,6 +96,8 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
         Where batches go (the model must already be there).
     stop_after_steps : int, optional
         Stop (after checkpointing) once this many steps ran in this call: simulates a kill.
+    lr_decay : float
+        Learning rate of epoch ``e`` (0-based) is the optimizer's initial one x ``lr_decay ** e``.
 
     Returns
     -------
@@ -121,6 +123,8 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     while state["epoch"] < epochs:
         epoch = state["epoch"]
         order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
+        for group in optimizer.param_groups:   # "initial_lr" travels with the optimizer's checkpoint
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * lr_decay ** epoch
         model.train()
         bar = tqdm(total=steps_per_epoch, initial=state["step"], desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
@@ -153,8 +157,8 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                 return state["history"]
         bar.close()
         state["wall_s"] += time.time() - t0
-        row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in state["sums"].items()},
-               "wall_s": state["wall_s"]}
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": v / n for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
         if eval_fn is not None:
             model.eval()
             with torch.no_grad():
@@ -178,7 +182,7 @@ DEFAULTS = {
     "network": {"sizes": [784, 400, 10], "t_input": 1.0, "window": 1.0, "v_th": 1.0,
                 "init_mean": 2.0, "init_std": 1.0},
     "loss": {},
-    "train": {"epochs": 5, "batch_size": 128, "lr": 1e-3, "checkpoint_every": 100,
+    "train": {"epochs": 5, "batch_size": 128, "lr": 1e-3, "lr_decay": 1.0, "checkpoint_every": 100,
               "eval_batch": 1000},
 }
 
@@ -318,7 +322,7 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
 
     history = fit(net, loss_fn, tr, eval_fn, run_dir, train["epochs"], optimizer, seed=config["seed"],
                   batch_size=train["batch_size"], resume=resume, checkpoint_every=train["checkpoint_every"],
-                  device=device, progress=progress, stop_after_steps=stop_after_steps)
+                  device=device, progress=progress, stop_after_steps=stop_after_steps, lr_decay=train["lr_decay"])
     if len(history) == train["epochs"]:
         net.to("cpu").to_spec(seed=config["seed"]).save(run_dir / "network.npz")
         write_json(run_dir / "summary.json", {**history[-1], "config": config})

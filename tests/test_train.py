@@ -13,7 +13,8 @@ from neurocode.train import fit, load_config, train_ttfs
 TINY = {"data": {"name": "mnist5k", "train_subset": 256, "test_subset": 200},
         "network": {"sizes": [784, 20, 10], "init_mean": 3.0},
         "loss": {"tau_soft": 0.3},
-        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "checkpoint_every": 3, "eval_batch": 200}}
+        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "lr_decay": 0.5, "checkpoint_every": 3,
+                  "eval_batch": 200}}
 
 
 def test_training_reduces_the_loss_and_writes_the_run_folder(tmp_path):
@@ -35,6 +36,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
     assert len(part) == 1
     resumed = train_ttfs(TINY, tmp_path / "cut", progress=False)
     assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in full]
+    assert [r["lr"] for r in resumed] == pytest.approx([3e-3, 1.5e-3])       # decay survives the kills
     assert resumed[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-6)
     a = NetworkSpec.load(tmp_path / "full" / "network.npz").projections[0].weights
     b = NetworkSpec.load(tmp_path / "cut" / "network.npz").projections[0].weights
