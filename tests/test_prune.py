@@ -6,7 +6,7 @@ import pytest
 from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
 from neurocode.lyapunov.prune import (activity_prune, betweenness_order, delocalise, effective_resistance,
                                       ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, noise_prune_synapses,
-                                      random_prune)
+                                      optimise_timescales, random_prune, spectral_radius)
 from neurocode.network import NetworkSpec
 
 
@@ -106,3 +106,69 @@ def test_noise_pruning_rescales_kept_weights_by_keep_probability():
     np.testing.assert_array_equal(w0, original)
     ratio = w / w0                                   # 1/p >= 1, same sign
     assert np.all(ratio >= 1 - 1e-12) and ratio.max() > 1.5
+
+
+def test_chrsnn_every_cluster_has_excitatory_and_inhibitory_neurons():
+    spec = chrsnn(n_clusters=4, cluster_size=50, p_in=0.3, p_out=0.05, seed=0)
+    proj, cluster = spec.projection("recurrent"), np.array(spec.metadata["cluster"])
+    sign = np.zeros(200)
+    sign[proj.i] = np.sign(proj.weights)
+    assert np.all(np.sign(proj.weights) == sign[proj.i])                 # Dale: one sign per source
+    for c in range(4):
+        assert np.mean(sign[cluster == c] > 0) == pytest.approx(0.8, abs=0.05)
+
+
+@pytest.mark.parametrize("method", ["random", "activity", "lnp"])
+def test_radius_rule_restores_the_dense_spectral_radius(method):
+    spec = hrsnn(n=60, p=0.2, seed=4)
+    if method == "random":
+        out = random_prune(spec, 40, 90, seed=1)
+    elif method == "activity":
+        out = activity_prune(spec, 40, 90, np.random.default_rng(0).random(60))
+    else:
+        out, _ = lnp_prune(spec, 120, 40, exponents=-np.linspace(5, 50, 60), optimise=False, seed=1)
+    assert spectral_radius(out) == pytest.approx(spectral_radius(spec), rel=1e-9)
+    assert out.metadata["weight_gain"] > 1.0                               # pruning shrank the radius
+
+
+def test_none_rule_keeps_the_original_weights():
+    spec = hrsnn(n=60, p=0.2, seed=4)
+    W = spec.projection("recurrent").dense((60, 60))
+    out = random_prune(spec, 40, 90, seed=1, rescale="none")
+    kept, proj = np.array(out.metadata["kept_neurons"]), out.projection("recurrent")
+    np.testing.assert_array_equal(proj.weights, W[kept[proj.i], kept[proj.j]])
+    with pytest.raises(ValueError, match="unknown rescale rule 'huge'"):
+        random_prune(spec, 40, 90, rescale="huge")
+    with pytest.raises(ValueError, match="unknown rescale rule 'huge'"):
+        lnp_prune(spec, 120, 40, exponents=np.ones(60), optimise=False, rescale="huge")
+
+
+def test_baselines_matched_to_lnp_have_its_neuron_and_synapse_counts():
+    spec = hrsnn(n=80, p=0.15, seed=5)
+    lnp, _ = lnp_prune(spec, 150, 50, exponents=-np.linspace(5, 50, 80), optimise=False, seed=0)
+    n_syn = lnp.projection("recurrent").i.size
+    for out in (random_prune(spec, 50, n_syn, seed=0), activity_prune(spec, 50, n_syn, np.arange(80.0))):
+        assert out.populations["hrsnn"].size == lnp.populations["hrsnn"].size == 50
+        assert out.projection("recurrent").i.size == n_syn
+
+
+def test_pruning_is_deterministic_given_a_seed():
+    spec = hrsnn(n=60, p=0.2, seed=6)
+    lam = -np.linspace(5, 50, 60)
+    a, _ = lnp_prune(spec, 120, 40, exponents=lam, optimise=False, seed=3)
+    b, _ = lnp_prune(spec, 120, 40, exponents=lam, optimise=False, seed=3)
+    c, _ = lnp_prune(spec, 120, 40, exponents=lam, optimise=False, seed=4)
+    pa, pb, pc = (x.projection("recurrent") for x in (a, b, c))
+    assert np.array_equal(pa.i, pb.i) and np.array_equal(pa.j, pb.j) and np.array_equal(pa.weights, pb.weights)
+    assert not (np.array_equal(pa.i, pc.i) and np.array_equal(pa.j, pc.j))
+    r1, r2 = random_prune(spec, 40, 90, seed=0), random_prune(spec, 40, 90, seed=0)
+    assert np.array_equal(r1.projection("recurrent").weights, r2.projection("recurrent").weights)
+
+
+def test_timescale_search_can_keep_the_mean():
+    spec = hrsnn(n=20, p=0.3, dt=1e-3, seed=7)
+    tau, table = optimise_timescales(spec, candidates=3, t_sim=0.01, drive_rate=500.0, drive_weight=0.04e-9,
+                                     treatment="surrogate", keep_mean=True)
+    base = spec.populations["hrsnn"].params["tau_m"].mean()
+    assert len(table) == 3 and all(row["tau_mean_s"] == pytest.approx(base) for row in table)
+    assert tau.shape == (20,) and np.all(tau > 0)
