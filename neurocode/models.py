@@ -83,10 +83,9 @@ class ModelCard:
     weight : str
         Name of the synaptic weight variable in ``synapse_model``.
     spike_time : str or None
-        A variable or subexpression (unit second) that holds a spike's exact time within
-        its step (e.g. the interpolated threshold crossing) once the step's incoming spikes
-        are delivered, before the reset. Spike monitors then report it instead of the
-        step's time.
+        A variable or subexpression (unit second) that holds, when the threshold is tested,
+        the spike's exact time within its step (e.g. the interpolated threshold crossing).
+        Spike monitors then report it instead of the step's time.
     """
 
     name: str

@@ -4,9 +4,9 @@ Each population becomes a ``NeuronGroup`` of its card's ``full_equations`` (ever
 parameter a per-neuron constant, set from ``pop.params``), each input a
 ``SpikeGeneratorGroup``, each projection a ``Synapses`` object with the *target*
 card's synapse model, connected by ``i, j``; weights (and delays, if any) are set per
-synapse. Within a step's synapse slot, projections from shallower populations (shorter
-path from an input) run first, so ``on_pre`` code that reads presynaptic state sees that
-step's incoming spikes already delivered, as the reset does. Every spiking group gets a
+synapse. Within a step's synapse slot, projections from deeper populations (longer path
+from an input) run first, so ``on_pre`` code that reads presynaptic state sees it as the
+threshold did, before that step's incoming spikes change it. Every spiking group gets a
 ``SpikeMonitor`` (which also records the card's
 ``spike_time`` variable, if it has one, and reports it as the spike time); requested state variables a
 ``StateMonitor``. Brian2's default schedule applies (state update, thresholds,
@@ -208,9 +208,8 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
             objects.append(group.run_regularly(reset_code, dt=trial_period * second,
                                                when="start", name=brian_name("trial_reset", pop.name)))
         if card.threshold:
-            exact = [card.spike_time] if card.spike_time else []   # read once the step's spikes arrived
-            mon = SpikeMonitor(group, variables=exact, when="after_synapses" if exact else "thresholds",
-                               name=brian_name("spikes", pop.name))
+            exact = [card.spike_time] if card.spike_time else []
+            mon = SpikeMonitor(group, variables=exact, name=brian_name("spikes", pop.name))
             if card.spike_time:
                 built.spike_time[pop.name] = card.spike_time
             built.spike_monitors[pop.name] = mon
@@ -246,7 +245,7 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
                                    "has no synapse model")
         syn = Synapses(source, target, model=card.synapse_model, on_pre=card.on_pre,
                        name=brian_name("syn", proj.name), namespace={})
-        syn.pre.order = depth[proj.source] - 1         # Brian2's default -1 for projections from inputs
+        syn.pre.order = -1 - depth[proj.source]        # Brian2's default -1 for projections from inputs
         if proj.i.size:
             syn.connect(i=proj.i, j=proj.j)
             setattr(syn, card.weight + "_", proj.weights)

@@ -11,23 +11,26 @@ both errors can be removed without changing the dynamics (the interpolation sche
 Hansel et al. 1998, Neural Comput. 10:467, which is exact here because ``v`` is piecewise
 linear):
 
+* **one step behind.** An input spike in the step starting at ``t`` is delivered after the
+  targets' update of that step, so it acts from ``t + dt``. The Brian2 network therefore
+  runs exactly one step behind torch's clock: an input at ``tau`` (on the grid) drives its
+  targets from ``tau + dt`` with ``on_pre`` unchanged, window ends move one step later,
+  and spike times are reported on torch's clock.
 * **crossing time.** A subexpression ``t_lag = (v - v_th) tau / X`` is how long before the
   step's end the line through ``v`` with slope ``X / tau`` met threshold (clipped to the two
-  steps the crossing can lie in), and ``t_spike = t + dt - t_lag``. A neuron forced to fire
-  at its window's end (:func:`~neurocode.validate.variants.window_end_rule`, ``v < v_th``)
-  has ``t_lag = dt``: it fires at the step time. The card declares
-  ``spike_time = "t_spike"``; the spike monitor reads it once the step's spikes are
-  delivered, so an input arriving in the crossing's step is accounted for.
-* **late delivery.** A spike reaches its target after the target's update of the step;
-  ``on_pre`` adds the ramp the target missed up to the step's end,
-  ``v_post += w t_lag_pre / tau_post``. Spikes of an input (``SpikeGeneratorGroup``) happen
-  exactly at their step's start: ``w dt / tau_post``. For the same reason ``on_pre`` must
-  read ``t_lag_pre`` after that step's incoming spikes changed the presynaptic ``v`` and
-  ``X``: the builder runs projections from shallower populations first
-  (:func:`~neurocode.sim.builder.build_network`).
+  steps the crossing can lie in), and ``t_spike = t + dt - t_lag`` on Brian2's clock, ``t - t_lag`` on torch's. A
+  neuron forced to fire at its window's end (:func:`~neurocode.validate.variants.window_end_rule`,
+  ``v < v_th``) has ``t_lag = dt``: its ``t_spike`` is the window end. The card declares
+  ``spike_time = "t_spike"``; the spike monitor reads it when the threshold is tested.
+* **late delivery.** A population's spike reaches its targets after their update of the
+  step; ``on_pre`` adds the ramp they missed up to the step's end,
+  ``v_post += w t_lag_pre / tau_post``. For this ``on_pre`` must read ``t_lag_pre`` before
+  that step's incoming spikes change the presynaptic ``v`` and ``X``: the builder runs
+  projections from deeper populations first (:func:`~neurocode.sim.builder.build_network`).
 
 With inputs on the time grid, the Brian2 potentials on the grid then equal the closed form
-and spike times differ from it only where an input arrives in the step of a crossing.
+and spike times differ from it only where a population's spike arrives in the step of a
+crossing (the threshold is tested before that step's spikes are delivered).
 Input times off the grid are rounded to the nearest step (:func:`grid_times`).
 """
 
@@ -73,7 +76,8 @@ def interpolated_timing(spec):
 
     Needs every population's card to be a pure integrator (see module docstring), no
     synaptic delays, and each population fed either by inputs only or by populations only
-    (the ``on_pre`` correction differs). Raises ``VariantError`` (or ``NetworkSpecError``)
+    (only the latter get the ``on_pre`` correction). Apply it after
+    :func:`~neurocode.validate.variants.window_end_rule`, whose window ends it moves. Raises ``VariantError`` (or ``NetworkSpecError``)
     naming what does not fit.
     """
     from neurocode.validate.variants import _rewrite_cards
@@ -95,10 +99,12 @@ def interpolated_timing(spec):
         lag = f"clip(({v} - {v_th})*{tau}/({drive} + int({drive} <= 0)), 0*second, 2*dt)"
         e.neuron["equations"] = (e.neuron["equations"].rstrip("\n")
                                  + f"\n{LAG} = {crossed}*{lag} + (1 - {crossed})*dt : second"
-                                 + f"\n{SPIKE_TIME} = t + dt - {LAG} : second\n")
+                                 + f"\n{SPIKE_TIME} = t - {LAG} : second\n")    # one step behind: see above
         e.neuron["spike_time"] = SPIKE_TIME
-        missed = "dt" if sources[e.pop.name] == {"input"} else f"{LAG}_pre"
-        e.data["synapse"]["on_pre"] = f"{e.card.on_pre.strip()}\n{v}_post += {w}*{missed}/{tau}_post"
+        if sources[e.pop.name] == {"population"}:
+            e.data["synapse"]["on_pre"] = f"{e.card.on_pre.strip()}\n{v}_post += {w}*{LAG}_pre/{tau}_post"
+        if "t_end" in e.params:                                   # window_end_rule's window ends
+            e.params["t_end"] = e.params["t_end"] + spec.dt
 
     out = _rewrite_cards(spec, "interpolated_timing", edit)
     out.metadata["timing"] = "interpolated"
