@@ -24,16 +24,18 @@ listed in ``docs/lyapunov.md``):
    inverse participation ratio.
 5. **Timescale optimisation.** A random search (not the paper's Bayesian optimisation)
    over the gamma law (mean, cv) of the surviving neurons' ``tau_m``, choosing the
-   candidate whose largest Lyapunov exponent is closest to 0 (edge of stability).
+   candidate whose largest Lyapunov exponent is closest to 0 (edge of stability); with
+   ``keep_mean`` only the cv is searched.
 
 Baselines at equal numbers of neurons and synapses: **random** (uniform neurons, then
 uniform synapses) and **activity** (of the dense network run on the task input: the most
 active neurons, then the synapses of largest ``|w| x presynaptic rate``).
 
 **Weight rescaling** (``rescale=``, the same rule for all three methods). A pruned network
-keeps 5-25 % of the synapses; with their original weights its recurrent drive collapses,
-and with ``w / p_ij`` a few rarely-kept synapses become 10-100x stronger (the LNP network
-then fires at ~100 Hz; ``docs/lyapunov.md``). ``"radius"`` (default) multiplies all kept
+keeps 5-25 % of the synapses; with their original weights its recurrent input shrinks,
+and ``w / p_ij`` scales each kept synapse by its own factor (2.5x on average at 90 %
+sparsity in the LNP study), which the baselines, with uniform keep probabilities, have no
+counterpart for (``docs/lyapunov.md``). ``"radius"`` (default) multiplies all kept
 weights by one gain so that the spectral radius of the pruned weight matrix equals the
 dense network's (linear stability preserved, the relative weights untouched);
 ``"none"`` keeps the weights; ``"inverse-p"`` (LNP only) divides by ``p_ij``. For LNP the

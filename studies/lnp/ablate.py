@@ -9,7 +9,7 @@ study's config already keeps the mean),
 counts. Scores are on a **validation split** (the last 30 % of the training clips and of
 the Lorenz training part), never on the test data. Writes ``DIR/ablation.csv``::
 
-    nice -n 5 .venv/bin/python studies/lnp/ablate.py --network hrsnn --out results/lnp/ablation --seeds 0 1 2
+    nice -n 5 .venv/bin/python studies/lnp/ablate.py --network hrsnn --out results/lnp/ablation-hrsnn --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""Figures and tables of the LNP study from a results folder of ``studies/lnp/run.py``.
+"""Figures and tables of the LNP study from the results folders of ``studies/lnp/run.py``.
 
-Writes ``docs/figures/lnp_performance.{png,csv}``, ``lnp_spectra.{png,csv}``,
-``lnp_timescales.{png,csv}``, ``lnp_table.csv``, ``lnp_paired.csv`` (and ``lnp_ablation.csv``
-when ``studies/lnp/ablate.py`` has run) and the blocks between the ``lnp-*`` markers of
-``docs/lyapunov.md``::
+Writes, per network kind ``NET`` (``hrsnn``, ``chrsnn``), ``docs/figures/lnp_performance_NET``,
+``lnp_spectra_NET`` and ``lnp_timescales_NET`` (PNG + CSV), and ``lnp_table.csv``,
+``lnp_paired.csv``, ``lnp_operating_point.csv`` and ``lnp_ablation.csv`` (when the
+folders of ``operating_point.py`` and ``ablate.py`` are given), and the blocks between
+the ``lnp-*`` markers of ``docs/lyapunov.md``::
 
-    .venv/bin/python studies/lnp/make_docs.py results/lnp/full [--unscaled results/lnp/full-unscaled]
+    .venv/bin/python studies/lnp/make_docs.py results/lnp/hrsnn results/lnp/chrsnn \\
+        --operating-point results/lnp/op --ablation results/lnp/ablation-hrsnn results/lnp/ablation-chrsnn
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from neurocode.reporting import markdown_table, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = {"dense": 0, "lnp": 1, "lnp-unscaled": 2, "random": 3, "activity": 4}
-
-
+ORDER = {"dense": 0, "lnp": 1, "random": 2, "activity": 3, "hrsnn": 0, "chrsnn": 1}
+#: (column, label, scale, sign: +1 when larger is better, digits)
+SCORES = (("lorenz_nrmse", "NRMSE", 1.0, -1, 3), ("keyword_accuracy", "accuracy", 100.0, 1, 1))
 
 
 def pm(x, digits):
@@ -29,141 +30,165 @@ def pm(x, digits):
 
 
 def summary(m):
-    """One row per (method, target sparsity): counts, sparsities, task scores (mean ± sd over seeds)."""
+    """One row per (network, method, target sparsity): counts, task scores (mean ± sd over seeds), dynamics."""
     rows = []
-    for (method, sp), g in m.groupby(["method", "target_sparsity"]):
-        rows.append({"method": method, "target synapse sparsity (%)": round(100 * sp),
+    for (net, method, sp), g in m.groupby(["network", "method", "target_sparsity"]):
+        rows.append({"network": net, "method": method, "target synapse sparsity (%)": round(100 * sp),
                      "neurons": round(g["neurons"].mean()), "synapses": round(g["synapses"].mean()),
-                     "neuron sparsity (%)": round(100 * g["neuron_sparsity"].mean(), 1),
-                     "synapse sparsity (%)": round(100 * g["synapse_sparsity"].mean(), 1),
                      "Lorenz NRMSE": pm(g["lorenz_nrmse"], 3),
                      "keyword accuracy (%)": pm(100 * g["keyword_accuracy"], 1),
+                     "rate (Hz)": pm(g["keyword_rate_hz"], 1),
+                     "inhibitory synapses (%)": round(100 * g["inhibitory_fraction"].mean()),
+                     "weight gain": round(g["weight_gain"].mean(), 2),
                      "λ_max (1/s)": pm(g["lambda_max_per_s"], 1),
-                     "rate (Hz)": round(g["keyword_rate_hz"].mean(), 1),
                      "τ_m mean (ms)": round(g["tau_m_mean_ms"].mean(), 1),
                      "seeds": len(g)})
     out = pd.DataFrame(rows)
-    return out.sort_values(["target synapse sparsity (%)", "method"],
-                           key=lambda c: c.map(ORDER) if c.name == "method" else c).reset_index(drop=True)
+    return out.sort_values(["network", "target synapse sparsity (%)", "method"],
+                           key=lambda c: c.map(ORDER) if c.name in ("network", "method") else c).reset_index(drop=True)
 
 
-def paired(m, extra=None):
-    """LNP minus each baseline, paired by seed, per sparsity (negative NRMSE / positive accuracy: LNP better).
+def differences(m, base):
+    """Per (network, sparsity): paired differences LNP − ``base`` by seed, for both scores."""
+    idx = ["network", "target_sparsity", "seed"]
+    lnp = m[m["method"] == "lnp"].set_index(idx)
+    b = m[m["method"] == base].set_index(idx)
+    d = pd.DataFrame({col: scale * (lnp[col] - b[col]) for col, _, scale, _, _ in SCORES}).dropna()
+    return d.reset_index()
 
-    ``extra``: all rows of a ``--no-rescale`` run (its LNP renamed 'lnp-unscaled'), paired with
-    its own baselines (matched to its own counts)."""
-    rows = _paired(m, "lnp")
-    if extra is not None:
-        rows += _paired(extra, "lnp-unscaled")
+
+def judge(diff, sign):
+    """'better' / 'worse' when the two-sided paired t-test (LNP − base against 0) gives p < 0.05, else 'matches'."""
+    from scipy.stats import ttest_1samp
+    if diff.size < 2 or ttest_1samp(diff, 0.0).pvalue >= 0.05:
+        return "matches"
+    return "better" if sign * diff.mean() > 0 else "worse"
+
+
+def paired(m):
+    """LNP minus each baseline, paired by seed (negative ΔNRMSE / positive Δaccuracy in points: LNP better),
+    with the paired t-test's p-value and the verdict of :func:`judge`."""
+    from scipy.stats import ttest_1samp
+    rows = []
+    for base in ("random", "activity"):
+        for (net, sp), d in differences(m, base).groupby(["network", "target_sparsity"]):
+            row = {"network": net, "baseline": base, "synapse sparsity (%)": round(100 * sp)}
+            for col, label, _, sign, digits in SCORES:
+                x = d[col]
+                row[f"Δ{label} (LNP − base)"] = f"{x.mean():+.{digits}f} ± {x.std(ddof=1):.{digits}f}"
+                row[f"{label}: seeds LNP better"] = f"{int((sign * x > 0).sum())}/{x.size}"
+                row[f"{label}: paired t p"] = f"{ttest_1samp(x, 0.0).pvalue:.2g}"
+                row[f"{label}: LNP"] = judge(x, sign)
+            rows.append(row)
+    return pd.DataFrame(rows).sort_values(["baseline", "network", "synapse sparsity (%)"], key=lambda c: c.map(
+        {"random": 0, "activity": 1, **ORDER}) if c.name in ("baseline", "network") else c).reset_index(drop=True)
+
+
+def verdict(m):
+    """Sentences computed from the numbers: LNP vs random at >= 90 % synapse sparsity, per network."""
+    lines = []
+    d_all = differences(m, "random").sort_values(["network", "target_sparsity"],
+                                                 key=lambda c: c.map(ORDER) if c.name == "network" else c)
+    for (net, sp), d in d_all.groupby(["network", "target_sparsity"], sort=False):
+        if sp < 0.9:
+            continue
+        parts = [f"{name}: {judge(d[col], sign)} (LNP − random {d[col].mean():+.3g}{unit} ± {d[col].std(ddof=1):.2g}, "
+                 f"{int((sign * d[col] > 0).sum())}/{len(d)} seeds favour LNP)"
+                 for (col, _, _, sign, _), name, unit in zip(SCORES, ("Lorenz NRMSE", "keyword accuracy"),
+                                                             ("", " points"))]
+        lines.append(f"* {net.upper()}, {100 * sp:.0f} % synapse sparsity, {len(d)} seeds: " + "; ".join(parts)
+                     + f". {conclusion([judge(d[col], sign) for col, _, _, sign, _ in SCORES])}")
+    return ("'better'/'worse': two-sided paired t-test p < 0.05; 'matches': p ≥ 0.05.\n\n" + "\n".join(lines))
+
+
+def conclusion(verdicts):
+    """One sentence from the verdicts of (Lorenz, keywords)."""
+    tasks = ("Lorenz", "keywords")
+    worse = [t for t, v in zip(tasks, verdicts) if v == "worse"]
+    better = [t for t, v in zip(tasks, verdicts) if v == "better"]
+    if worse:
+        return f"LNP trails random on {' and '.join(worse)}."
+    if better:
+        return f"LNP beats random on {' and '.join(better)} and matches it on the rest."
+    return "LNP matches random on both tasks: no difference beyond the noise, and it does not beat it."
+
+
+def operating_point(folder):
+    """Mean over seeds of the sweep of ``operating_point.py``, one row per (network, w_exc, in_gain)."""
+    op = pd.read_csv(Path(folder) / "operating_point.csv")
+    g = op.groupby(["network", "w_exc", "in_gain"]).agg(rate=("rate_hz", "mean"), rate_max=("rate_hz", "max"),
+                                                         cv=("cv_isi", "min"), chi=("chi", "max")).reset_index()
+    return pd.DataFrame({"network": g["network"], "w_exc (nA)": (1e9 * g["w_exc"]).round(3),
+                         "in_gain (nA)": (1e9 * g["in_gain"]).round(3), "rate (Hz, mean)": g["rate"].round(1),
+                         "rate (Hz, max over seeds)": g["rate_max"].round(1),
+                         "CV of ISIs (min)": g["cv"].round(2), "χ (max)": g["chi"].round(3)})
+
+
+def ablation(folders):
+    """Validation scores of the LNP variants of ``ablate.py`` (mean ± sd over seeds)."""
+    ab = pd.concat([pd.read_csv(Path(f) / "ablation.csv") for f in folders], ignore_index=True)
+    rows = [{"network": net, "variant": v, "synapse sparsity (%)": round(100 * g["target_sparsity"].iloc[0]),
+             "validation NRMSE": pm(g["lorenz_nrmse"], 3),
+             "validation accuracy (%)": pm(100 * g["keyword_accuracy"], 1),
+             "rate (Hz)": round(g["keyword_rate_hz"].mean(), 1),
+             "max abs(w) (nA)": round(g["max_abs_weight_nA"].mean(), 3),
+             "τ_m mean (ms)": round(g["tau_m_mean_ms"].mean(), 1), "seeds": len(g)}
+            for (net, v), g in ab.groupby(["network", "variant"], sort=False)]
     return pd.DataFrame(rows)
 
 
-def _paired(m, variant):
-    rows = []
-    lnp = m[m["method"] == variant].set_index(["target_sparsity", "seed"])
-    for base in ("random", "activity"):
-        b = m[m["method"] == base].set_index(["target_sparsity", "seed"])
-        for sp in sorted(lnp.index.get_level_values(0).unique()):
-            dn = (lnp.loc[sp, "lorenz_nrmse"] - b.loc[sp, "lorenz_nrmse"]).to_numpy()
-            da = 100 * (lnp.loc[sp, "keyword_accuracy"] - b.loc[sp, "keyword_accuracy"]).to_numpy()
-            rows.append({"LNP": variant, "baseline": base, "synapse sparsity (%)": round(100 * sp),
-                         "ΔNRMSE (LNP − base)": f"{dn.mean():+.3f} ± {dn.std(ddof=1) if dn.size > 1 else 0:.3f}",
-                         "seeds LNP ≤ base NRMSE": f"{int((dn <= 0).sum())}/{dn.size}",
-                         "Δaccuracy (points)": f"{da.mean():+.1f} ± {da.std(ddof=1) if da.size > 1 else 0:.1f}",
-                         "seeds LNP ≥ base accuracy": f"{int((da >= 0).sum())}/{da.size}"})
-    return rows
+def header(cfgs):
+    """One line on the runs behind the table (folders of one network kind are merged)."""
+    nets = {}
+    for c in cfgs:
+        nets.setdefault(c["network"], {**c, "seeds": []})["seeds"] += c["seeds"]
+    runs = "; ".join(f"{net.upper()}: {c['n_dense']} LIF neurons, {len(c['seeds'])} seeds "
+                     f"({min(c['seeds'])}-{max(c['seeds'])})" for net, c in nets.items())
+    c = cfgs[0]
+    return (f"{runs}; preset `{c['preset']}`, weight rule `{c['rescale']}`, dt = {1e3 * c['dt']:g} ms. Mean ± sd over "
+            "seeds; rate: mean rate under the keyword input; weight gain: the factor of the weight rule.\n\n")
 
 
-def verdict(m, extra=None):
-    """Sentences, computed from the numbers: LNP vs random at >= 90 % synapse sparsity, and the
-    sparsest LNP network that matches the dense one (within one sd of the dense seeds)."""
-    lines = []
-    n_dense = m.loc[m["method"] == "dense", "neurons"].mean()
-    frames = {"lnp": m, "lnp-unscaled": extra}
-    for variant, sp in [(v, x) for v in ("lnp", "lnp-unscaled") if frames[v] is not None
-                        for x in sorted(frames[v]["target_sparsity"].unique()) if x >= 0.9]:
-        d = frames[variant][frames[variant]["target_sparsity"] == sp]
-        lnp, rnd = d[d["method"] == variant].set_index("seed"), d[d["method"] == "random"].set_index("seed")
-        if lnp.empty:
-            continue
-        dn = (lnp["lorenz_nrmse"] - rnd["lorenz_nrmse"]).dropna()
-        da = 100 * (lnp["keyword_accuracy"] - rnd["keyword_accuracy"]).dropna()
-        parts = []
-        for name, diff, better in (("Lorenz NRMSE", dn, dn.mean() <= 0), ("keyword accuracy", da, da.mean() >= 0)):
-            se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.inf
-            clear = abs(diff.mean()) > 2 * se
-            parts.append(f"{name}: {variant} {'better than or equal to' if better else 'worse than'} random by "
-                         f"{abs(diff.mean()):.3g}{' points' if 'accuracy' in name else ''} on average "
-                         f"({'more' if clear else 'less'} than two standard errors of the paired difference)")
-        lines.append(f"* {100 * sp:.0f} % synapse sparsity ({100 * lnp['neurons'].mean() / n_dense:.0f} % of neurons "
-                     f"kept): " + "; ".join(parts) + ".")
-    dense = m[m["method"] == "dense"]
-    tol_n = dense["lorenz_nrmse"].mean() + dense["lorenz_nrmse"].std(ddof=1)
-    tol_a = dense["keyword_accuracy"].mean() - dense["keyword_accuracy"].std(ddof=1)
-    for variant in [v for v in ("lnp", "lnp-unscaled") if (m["method"] == v).any()]:
-        g = m[m["method"] == variant].groupby("target_sparsity").agg(
-            nrmse=("lorenz_nrmse", "mean"), acc=("keyword_accuracy", "mean"), ns=("neuron_sparsity", "mean"),
-            ss=("synapse_sparsity", "mean"))
-        ok = g[(g["nrmse"] <= tol_n) & (g["acc"] >= tol_a)]
-        if len(ok):
-            r = ok.iloc[-1]
-            lines.append(f"* Sparsest {variant} network matching the dense one on both tasks (mean within one sd "
-                         f"of the dense seeds, or better): {100 * r['ss']:.0f} % synapse and {100 * r['ns']:.0f} % "
-                         f"neuron sparsity (NRMSE {r['nrmse']:.3f}, accuracy {100 * r['acc']:.1f} %).")
-        else:
-            lines.append(f"* No {variant} network matches the dense one on both tasks (mean within one sd of the "
-                         "dense seeds) at the sparsities run.")
-    return "\n".join(lines)
+def figures(m, spec_df, tau_df, figs):
+    from neurocode.figures.lyapunov import performance, spectra, timescales
+    for net in sorted(m["network"].unique()):
+        performance(m[m["network"] == net], figs / f"lnp_performance_{net}")
+        spectra(spec_df[spec_df["network"] == net], figs / f"lnp_spectra_{net}")
+        timescales(tau_df[tau_df["network"] == net], figs / f"lnp_timescales_{net}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="folder written by studies/lnp/run.py")
-    ap.add_argument("--unscaled", help="folder of a run with --no-rescale: its LNP rows join as 'lnp-unscaled'")
+    ap.add_argument("results", nargs="+", help="folders written by studies/lnp/run.py (one per network kind)")
+    ap.add_argument("--operating-point", help="folder of studies/lnp/operating_point.py")
+    ap.add_argument("--ablation", nargs="+", help="folders of studies/lnp/ablate.py")
     args = ap.parse_args()
-    from neurocode.figures.lyapunov import performance, spectra, timescales
     from neurocode.io import write_text
-    res = Path(args.results)
-    m = pd.read_csv(res / "metrics.csv")
-    spec_df = pd.read_csv(res / "spectra.csv")
-    tau_df = pd.read_csv(res / "timescales.csv")
-    extra = None
-    if args.unscaled:
-        u = Path(args.unscaled)
-        extra = pd.read_csv(u / "metrics.csv").replace({"method": {"lnp": "lnp-unscaled"}})
-        m = pd.concat([m, extra.query("method == 'lnp-unscaled'")], ignore_index=True)
-        spec_df = pd.concat([spec_df, pd.read_csv(u / "spectra.csv").query("method == 'lnp'")
-                             .assign(method="lnp-unscaled")], ignore_index=True)
-        tau_df = pd.concat([tau_df, pd.read_csv(u / "timescales.csv").query("method == 'lnp'")
-                            .assign(method="lnp-unscaled")], ignore_index=True)
-    cfg = json.loads((res / "config.json").read_text())
+    folders = [Path(r) for r in args.results]
+    m = pd.concat([pd.read_csv(f / "metrics.csv") for f in folders], ignore_index=True)
+    spec_df = pd.concat([pd.read_csv(f / "spectra.csv") for f in folders], ignore_index=True)
+    tau_df = pd.concat([pd.read_csv(f / "timescales.csv") for f in folders], ignore_index=True)
+    cfgs = [json.loads((f / "config.json").read_text()) for f in folders]
     figs = ROOT / "docs" / "figures"
-    performance(m, figs / "lnp_performance")
-    spectra(spec_df, figs / "lnp_spectra")
-    timescales(tau_df, figs / "lnp_timescales")
-    tab, pair = summary(m), paired(m, extra)
+    figures(m, spec_df, tau_df, figs)
+    tab, pair = summary(m), paired(m)
     write_text(figs / "lnp_table.csv", tab.to_csv(index=False))
     write_text(figs / "lnp_paired.csv", pair.to_csv(index=False))
     doc = ROOT / "docs" / "lyapunov.md"
     text = doc.read_text()
-    head = (f"Preset `{cfg['preset']}`: HRSNN of {cfg['n_dense']} LIF neurons (p = {cfg['p']}), seeds "
-            f"{cfg['seeds']}, dt = {1e3 * cfg['dt']:g} ms; mean ± sd over seeds.\n\n")
-    text = replace_block(text, "lnp-table", head + markdown_table(tab))
+    text = replace_block(text, "lnp-table", header(cfgs) + markdown_table(tab))
     text = replace_block(text, "lnp-paired", markdown_table(pair))
-    text = replace_block(text, "lnp-verdict", "Computed from the table by `make_docs.py`:\n\n" + verdict(m, extra))
-    if (res / "ablation.csv").exists():
-        ab = pd.read_csv(res / "ablation.csv")
-        ab = pd.DataFrame({"variant": ab["variant"], "seed": ab["seed"],
-                           "synapse sparsity (%)": (100 * ab["target_sparsity"]).round().astype(int),
-                           "Lorenz NRMSE": ab["lorenz_nrmse"].round(3),
-                           "keyword accuracy (%)": (100 * ab["keyword_accuracy"]).round(1),
-                           "rate (Hz)": ab["keyword_rate_hz"].round(1),
-                           "mean abs(w) (nA)": ab["mean_abs_weight_nA"].round(3),
-                           "τ_m mean (ms)": ab["tau_m_mean_ms"].round(1)})
+    text = replace_block(text, "lnp-verdict", "Computed from the table by `make_docs.py`:\n\n" + verdict(m))
+    if args.operating_point:
+        op = operating_point(args.operating_point)
+        write_text(figs / "lnp_operating_point.csv", op.to_csv(index=False))
+        text = replace_block(text, "lnp-operating-point", markdown_table(op))
+    if args.ablation:
+        ab = ablation(args.ablation)
         write_text(figs / "lnp_ablation.csv", ab.to_csv(index=False))
         text = replace_block(text, "lnp-ablation", markdown_table(ab))
     write_text(doc, text)
-    print(tab.to_string(), pair.to_string(), verdict(m, extra), sep="\n\n")
+    print(tab.to_string(), pair.to_string(), verdict(m), sep="\n\n")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ log = logging.getLogger("lnp_study")
 PRESETS = {
     "quick": {"n_dense": 100, "seeds": [0, 1], "sparsities": [0.75, 0.9], "kw_train": 300, "kw_test": 150,
               "lorenz_samples": 1200},
-    "full": {"n_dense": 200, "seeds": [0, 1, 2, 3, 4], "sparsities": [0.75, 0.9, 0.95], "kw_train": 600,
+    "full": {"n_dense": 200, "seeds": list(range(10)), "sparsities": [0.75, 0.9, 0.95], "kw_train": 600,
              "kw_test": 300, "lorenz_samples": 1200},
 }
 COMMON = {
