@@ -172,3 +172,14 @@ def test_timescale_search_can_keep_the_mean():
     base = spec.populations["hrsnn"].params["tau_m"].mean()
     assert len(table) == 3 and all(row["tau_mean_s"] == pytest.approx(base) for row in table)
     assert tau.shape == (20,) and np.all(tau > 0)
+
+
+def test_lnp_node_rule_random_keeps_the_count_and_unknown_rules_are_named():
+    spec = hrsnn(n=60, p=0.2, seed=8)
+    lam = -np.linspace(5, 50, 60)
+    a, _ = lnp_prune(spec, 120, 40, exponents=lam, optimise=False, seed=1, nodes="random")
+    b, _ = lnp_prune(spec, 120, 40, exponents=lam, optimise=False, seed=1)
+    assert a.populations["hrsnn"].size == b.populations["hrsnn"].size == 40
+    assert a.metadata["kept_neurons"] != b.metadata["kept_neurons"]
+    with pytest.raises(ValueError, match="unknown node rule 'hubs'"):
+        lnp_prune(spec, 120, 40, exponents=lam, optimise=False, nodes="hubs")

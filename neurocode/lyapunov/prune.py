@@ -337,7 +337,7 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
 
 
 def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.01, optimise=True,
-              seed=0, treatment="exact", rescale="radius", **exponent_kw):
+              seed=0, treatment="exact", rescale="radius", nodes="betweenness", **exponent_kw):
     """The five LNP steps; returns ``(pruned spec, info dict)``.
 
     ``keep_synapses`` is the number kept by noise pruning (before node pruning removes the
@@ -347,7 +347,8 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     uses at a 1 ms step, where the exact treatment's first-order error is large).
     ``rescale``: ``"radius"`` (default), ``"none"`` or ``"inverse-p"`` (see "Weight
     rescaling" above); ``True`` means the default rule and ``False`` ``"none"`` (the
-    ``--no-rescale`` flag of ``neurocode prune``).
+    ``--no-rescale`` flag of ``neurocode prune``). ``nodes="random"`` replaces step 3's
+    betweenness ranking by uniformly random neurons (an ablation).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
     if isinstance(rescale, bool):
@@ -359,7 +360,12 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
         exponents = neuron_exponents(spec, seed=seed, treatment=treatment, **exponent_kw)
     L = lyapunov_matrix(spec, exponents)
     i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale == "inverse-p")
-    order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
+    if nodes not in ("betweenness", "random"):
+        raise ValueError(f"unknown node rule {nodes!r}; choose 'betweenness' or 'random'")
+    if nodes == "betweenness":
+        order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
+    else:
+        order = np.random.default_rng(seed).permutation(pop.size)
     neurons = np.sort(order[pop.size - keep_neurons:])
     tmp = subnetwork(spec, neurons, i, j, w, method="lnp")
     sub = tmp.projection(PROJ)

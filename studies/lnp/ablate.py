@@ -1,9 +1,11 @@
 """Which LNP step or weight rule decides the comparison? LNP variants at the counts of full LNP.
 
-Variants, all with the neurons and synapse count of full LNP at one seed and sparsity:
+Variants at one seed and sparsity, all with full LNP's neuron and synapse counts (the
+LNP variants within ~5 %, as in the study; the random networks exactly):
 ``lnp`` (all five steps, the study's weight rule), ``no-step5`` (original ``tau_m``),
 ``step5-keep-mean`` (step 5 searching the cv of ``tau_m`` only; ``step5-free-mean`` when the
-study's config already keeps the mean),
+study's config already keeps the mean), ``random-nodes`` (step 3 keeps uniformly random
+neurons instead of those of highest betweenness),
 ``inverse-p`` (kept weights divided by their keep probability, no global gain),
 ``no-rescale`` (original weights), and ``random`` / ``random-no-rescale`` at the same
 counts. Scores are on a **validation split** (the last 30 % of the training clips and of
@@ -45,10 +47,11 @@ def variants(spec, cfg, seed, sparsity, exps):
     mean5, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "step5_keep_mean": not cfg["step5_keep_mean"]}, seed)
     inv, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "rescale": "inverse-p"}, seed, optimise=False)
     raw, _ = lnp_matched(spec, target, keep_n, exps, {**cfg, "rescale": "none"}, seed, optimise=False)
+    rnodes, _ = lnp_matched(spec, target, keep_n, exps, cfg, seed, nodes="random")
     count = lnp.projection("recurrent").i.size
     rates = np.ones(cfg["n_dense"])
     nets = {"lnp": lnp, "no-step5": no5, "step5-keep-mean" if not cfg["step5_keep_mean"] else "step5-free-mean": mean5,
-            "inverse-p": inv, "no-rescale": raw,
+            "random-nodes": rnodes, "inverse-p": inv, "no-rescale": raw,
             "random": baselines(spec, keep_n, count, rates, cfg, seed)["random"],
             "random-no-rescale": baselines(spec, keep_n, count, rates, {**cfg, "rescale": "none"}, seed)["random"]}
     return {k: copy.deepcopy(v) for k, v in nets.items()}

@@ -137,15 +137,16 @@ def prepare(cfg, seed, data):
             "tau_m": spec.populations["hrsnn"].params["tau_m"]}
 
 
-def lnp_matched(spec, target_syn, keep_n, exponents, cfg, seed, optimise=True):
+def lnp_matched(spec, target_syn, keep_n, exponents, cfg, seed, optimise=True, nodes="betweenness"):
     """LNP whose *final* synapse count (after node pruning and delocalisation) is near the
-    target: the count kept by noise pruning is rescaled twice; then step 5 (``optimise``)."""
+    target: the count kept by noise pruning is rescaled twice; then step 5 (``optimise``).
+    ``nodes``: step 3's rule (:func:`~neurocode.lyapunov.prune.lnp_prune`)."""
     from neurocode.lyapunov.prune import lnp_prune, optimise_timescales
     n_syn = spec.projection("recurrent").i.size
     guess = target_syn
     for _ in range(3):
         out, info = lnp_prune(spec, min(guess, n_syn), keep_n, exponents=exponents, optimise=False, seed=seed,
-                              rescale=cfg["rescale"])
+                              rescale=cfg["rescale"], nodes=nodes)
         got = out.projection("recurrent").i.size
         if abs(got - target_syn) <= 0.03 * target_syn or guess >= n_syn:
             break
