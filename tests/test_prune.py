@@ -183,3 +183,22 @@ def test_lnp_node_rule_random_keeps_the_count_and_unknown_rules_are_named():
     assert a.metadata["kept_neurons"] != b.metadata["kept_neurons"]
     with pytest.raises(ValueError, match="unknown node rule 'hubs'"):
         lnp_prune(spec, 120, 40, exponents=lam, optimise=False, nodes="hubs")
+
+
+def test_cli_rescale_rule_reaches_every_method(tmp_path, capsys):
+    from neurocode.cli import main
+
+    spec = hrsnn(n=40, p=0.2, seed=0)
+    spec.save(tmp_path / "dense.npz")
+    weights = set(np.round(spec.projection("recurrent").weights, 12))
+    for rule in ("none", "radius"):
+        out = tmp_path / f"random-{rule}.npz"
+        assert main(["prune", str(tmp_path / "dense.npz"), "--method", "random", "--keep", "0.5",
+                     "--keep-neurons", "0.8", "--rescale", rule, "-o", str(out)]) == 0
+        pruned = NetworkSpec.load(out)
+        kept = set(np.round(pruned.projection("recurrent").weights, 12))
+        assert (kept <= weights) == (rule == "none")         # 'none' keeps the original weights
+    assert spectral_radius(pruned) == pytest.approx(spectral_radius(spec), rel=1e-6)
+    assert main(["prune", str(tmp_path / "dense.npz"), "--method", "random", "--keep", "0.5",
+                 "--rescale", "inverse-p", "-o", str(tmp_path / "x.npz")]) == 2
+    assert "applies to --method lnp only" in capsys.readouterr().err

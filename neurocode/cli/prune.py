@@ -17,8 +17,10 @@ def register(sub):
     parser.add_argument("--treatment", choices=["exact", "surrogate"], default="exact",
                         help="LNP: spike treatment of steps 1 and 5 (surrogate: cheaper approximation, see "
                              "docs/lyapunov.md)")
-    parser.add_argument("--no-rescale", action="store_true",
-                        help="LNP: keep the original weights of kept synapses (no division by the keep probability)")
+    parser.add_argument("--rescale", choices=["radius", "none", "inverse-p"], default="radius",
+                        help="weights of the pruned network, for every method: 'radius' (one gain restoring the "
+                             "dense spectral radius), 'none' (original weights) or, LNP only, 'inverse-p' (kept "
+                             "weights divided by their keep probability); default %(default)s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="pruned NetworkSpec (.npz)")
     parser.set_defaults(func=run)
@@ -29,6 +31,8 @@ def run(args):
     from neurocode.io import write_json
     from neurocode.lyapunov.prune import activity_prune, lnp_prune, random_prune
     from neurocode.network import NetworkSpec
+    if args.rescale == "inverse-p" and args.method != "lnp":
+        raise ValueError("--rescale inverse-p needs keep probabilities: it applies to --method lnp only")
     if not 0 < args.keep <= 1 or not 0 < args.keep_neurons <= 1:
         raise ValueError(f"--keep and --keep-neurons must lie in (0, 1], got {args.keep}, {args.keep_neurons}")
     spec = NetworkSpec.load(args.spec)
@@ -37,14 +41,14 @@ def run(args):
     keep_syn, keep_n = int(round(args.keep * n_syn)), max(1, int(round(args.keep_neurons * n)))
     if args.method == "lnp":
         out, info = lnp_prune(spec, keep_syn, keep_n, optimise=not args.no_timescales, seed=args.seed,
-                              treatment=args.treatment, rescale=not args.no_rescale)
+                              treatment=args.treatment, rescale=args.rescale)
         write_json(Path(args.output).with_suffix(".json"), info)
     elif args.method == "random":
-        out = random_prune(spec, keep_n, keep_syn, seed=args.seed)
+        out = random_prune(spec, keep_n, keep_syn, seed=args.seed, rescale=args.rescale)
     else:
         if not args.rates:
             raise ValueError("--method activity needs --rates (per-neuron rates of the dense network, .npy)")
-        out = activity_prune(spec, keep_n, keep_syn, np.load(args.rates))
+        out = activity_prune(spec, keep_n, keep_syn, np.load(args.rates), rescale=args.rescale)
     out.save(args.output)
     print(f"{args.method}: {out.populations['hrsnn'].size}/{n} neurons, "
           f"{out.projection('recurrent').i.size}/{n_syn} synapses -> {args.output}")

@@ -77,8 +77,8 @@ def interpolated_timing(spec):
     Needs every population's card to be a pure integrator (see module docstring), no
     synaptic delays, and each population fed either by inputs only or by populations only
     (only the latter get the ``on_pre`` correction). Apply it after
-    :func:`~neurocode.validate.variants.window_end_rule`, whose window ends it moves. Raises ``VariantError`` (or ``NetworkSpecError``)
-    naming what does not fit.
+    :func:`~neurocode.validate.variants.window_end_rule`, whose window ends it moves.
+    Raises ``VariantError`` (or ``NetworkSpecError``) naming what does not fit.
     """
     from neurocode.validate.variants import _rewrite_cards
 
