@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tomllib
 from pathlib import Path
 
 import pandas as pd
+
+from neurocode.reporting import markdown_table, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ssr.md"
@@ -26,19 +27,9 @@ FIGS = ROOT / "docs" / "figures"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _replace_block(text, name, body):
-    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{DOC} has no '<!-- {name}:start -->' ... '<!-- {name}:end -->' block")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
-
-
 def _markdown(table):
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    """A Markdown table, floats to 4 significant digits."""
+    return markdown_table(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
 
 
 def sweep_table(sweep_dir):
@@ -86,9 +77,9 @@ def main(argv=None):
         path.replace(FIGS / f"ssr_{path.name}")
     tmp.rmdir()
     text = DOC.read_text()
-    text = _replace_block(text, "ssr-sweep", _markdown(sweep_table(args.sweep)))
+    text = replace_block(text, "ssr-sweep", _markdown(sweep_table(args.sweep)))
     if args.runs:
-        text = _replace_block(text, "ssr-runs", _markdown(runs_table(args.runs)))
+        text = replace_block(text, "ssr-runs", _markdown(runs_table(args.runs)))
     from neurocode.io import write_text
     write_text(DOC, text)
     print(f"updated {DOC} and {FIGS}/ssr_*.png")
