@@ -250,6 +250,8 @@ def conductance(spec, strength, rng):
         zero = "0" if dim_x is DIMENSIONLESS else f"0*{dimension_name(dim_x)}"
         e.data["synapse"]["on_pre"] = (f"{x}_e_post += ({f})*int(({f}) > {zero})\n"
                                        f"{x}_i_post += ({f})*int(({f}) < {zero})")
+        if e.neuron.get("method", "exact") in ("exact", "linear"):   # v now multiplies the drive
+            e.neuron["method"] = "exponential_euler"
     return _rewrite_cards(spec, "conductance", edit)
 
 
