@@ -10,7 +10,14 @@ raster in torch and in Brian2 side by side. Writes into ``--out``:
 
 With ``--docs`` the figures are also copied to ``docs/figures/`` (how the docs figures are made)::
 
-    .venv/bin/python studies/validation/run.py --run ttfs=/tmp/val/runs/ttfs_small --samples 1000 --docs
+    neurocode train studies/ssr/fmnist_784-400-10.toml --out runs/fmnist_none
+    neurocode train studies/ssr/fmnist_784-400-10_mssr.toml --out runs/fmnist_mssr --set loss.gamma=7e-5 \
+        --set train.epochs=6
+    .venv/bin/python studies/validation/run.py --run ttfs=runs/fmnist_none --run ttfs_mssr=runs/fmnist_mssr \
+        --run rc=RC_RUN --samples 500 --dt 0.01 --docs
+
+(``RC_RUN``: a folder holding ``spec.npz``, e.g. ``studies/rank_coding/trained/spiking_mnist5k.npz``
+copied there, and ``config.json`` with ``{"task": "mnist"}``.)
 """
 
 import argparse
