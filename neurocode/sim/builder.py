@@ -114,11 +114,13 @@ def source_depth(spec):
 
     >>> from neurocode.network import NetworkSpec
     >>> spec = NetworkSpec(dt=1e-4)
-    >>> spec.add_input("in", 2); spec.add_population("a", "ttfs", 2); spec.add_population("b", "ttfs", 2)
+    >>> spec.add_input("in", 2)
+    >>> for name in ("a", "b"):
+    ...     _ = spec.add_population(name, "ttfs", 2)
     >>> for source, target in [("in", "a"), ("a", "b"), ("b", "b")]:
     ...     _ = spec.connect(source, target, weight=1.0)
-    >>> source_depth(spec)
-    {'in': 0, 'a': 1, 'b': 2}
+    >>> sorted(source_depth(spec).items())
+    [('a', 1), ('b', 2), ('in', 0)]
     """
     depth = {name: 0 for name in spec.inputs}
     frontier = list(spec.inputs)
