@@ -7,8 +7,8 @@ card's synapse model, connected by ``i, j``; weights (and delays, if any) are se
 synapse. Within a step's synapse slot, projections from deeper populations (longer path
 from an input) run first, so ``on_pre`` code that reads presynaptic state sees it as the
 threshold did, before that step's incoming spikes change it. Every spiking group gets a
-``SpikeMonitor`` (which also records the card's
-``spike_time`` variable, if it has one, and reports it as the spike time); requested state variables a
+``SpikeMonitor`` (which also records the card's ``spike_time`` variable, if it has one,
+and reports it as the spike time); requested state variables a
 ``StateMonitor``. Brian2's default schedule applies (state update, thresholds,
 synapses, resets). The builder must run inside :func:`neurocode.sim.devices.device_context`.
 """
