@@ -346,13 +346,10 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     of steps 1 and 5 (``"exact"``; ``"surrogate"`` is the cheap approximation the LNP study
     uses at a 1 ms step, where the exact treatment's first-order error is large).
     ``rescale``: ``"radius"`` (default), ``"none"`` or ``"inverse-p"`` (see "Weight
-    rescaling" above); ``True`` means the default rule and ``False`` ``"none"`` (the
-    ``--no-rescale`` flag of ``neurocode prune``). ``nodes="random"`` replaces step 3's
+    rescaling" above). ``nodes="random"`` replaces step 3's
     betweenness ranking by uniformly random neurons (an ablation).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
-    if isinstance(rescale, bool):
-        rescale = "radius" if rescale else "none"
     if rescale not in (*RESCALE_RULES, "inverse-p"):
         raise ValueError(f"unknown rescale rule {rescale!r}; choose one of {[*RESCALE_RULES, 'inverse-p']}")
     pop, proj = _parts(spec)

@@ -43,7 +43,7 @@ from brian2.core.namespace import DEFAULT_UNITS
 
 from neurocode.errors import NetworkSpecError
 
-#: Name of the state variable that holds the exact spike time.
+#: Name of the subexpression that holds the exact spike time, on torch's clock (s).
 SPIKE_TIME = "t_spike"
 #: Name of the subexpression: time from the crossing to the end of the step (s).
 LAG = "t_lag"
