@@ -60,6 +60,20 @@ def parse_quantity(value):
     return result
 
 
+def parse_time(text, option, bare="second"):
+    """Seconds from a command-line time: a Brian2 quantity (``"500*ms"``) or a bare number in ``bare``.
+
+    >>> parse_time("500*ms", "--duration"), parse_time("0.01", "--dt", bare="ms")
+    (0.5, 1e-05)
+    """
+    q = parse_quantity(text)
+    if q.is_dimensionless:
+        return float(q) * float(_NAMESPACE[bare])
+    if q.dim is not DEFAULT_UNITS["second"].dim:
+        raise UnitParseError(f"{option} {text!r} is not a time; give {bare} or e.g. '500*ms'")
+    return float(q)
+
+
 def parse_unit(text):
     """Read a unit name (``"mV"``, ``"amp"``, ``"1"``) into a Brian2 Unit."""
     if text in ("1", "", None):

@@ -9,7 +9,7 @@ import numpy as np
 
 from neurocode.errors import NetworkSpecError
 from neurocode.io import atomic_path, write_json
-from neurocode.units import parse_quantity
+from neurocode.units import parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +36,6 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
-def parse_duration(text):
-    """Seconds from ``"0.5"`` (seconds) or a Brian2 quantity such as ``"500*ms"``."""
-    q = parse_quantity(text)
-    if not q.is_dimensionless and q.dim is not parse_quantity("1*second").dim:
-        raise NetworkSpecError(f"--duration {text!r} is not a time; give seconds or e.g. '500*ms'")
-    return float(q)
-
-
 def load_spec(model, size, seed, duration):
     """A NetworkSpec from a ``.npz`` path or a card's default network."""
     from neurocode.network import NetworkSpec
@@ -59,7 +51,7 @@ def run(args):
     from neurocode.sim import simulate
 
     logging.getLogger("brian2").setLevel(logging.WARNING)
-    duration = parse_duration(args.duration)
+    duration = parse_time(args.duration, "--duration")
     if not duration > 0:
         raise NetworkSpecError(f"--duration must be > 0, got {args.duration!r}")
     spec = load_spec(args.model, args.size, args.seed, duration)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from neurocode.units import parse_quantity
+from neurocode.units import parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ def register(sub):
     parser.add_argument("--seed", type=int, default=0, help="seed of random variants (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress")
     parser.set_defaults(func=run)
-
-
-def parse_dt(text):
-    """Seconds from a Brian2 time quantity such as ``'0.01*ms'`` (a bare number is in ms)."""
-    q = parse_quantity(text)
-    if q.is_dimensionless:
-        return float(q) * 1e-3
-    if q.dim is not parse_quantity("1*second").dim:
-        raise ValueError(f"--dt {text!r} is not a time; give e.g. '0.01*ms'")
-    return float(q)
 
 
 def format_report(report):
@@ -77,8 +67,9 @@ def run(args):
     if compile_only:
         print("cuda_standalone: no CUDA GPU here; generating and compiling the project only "
               "(run the same command on a GPU machine to validate)")
+    dt = parse_time(args.dt, "--dt", bare="ms") if args.dt else None
     report, path = validate_run(args.run_dir, device=args.device, variants=args.variant, samples=args.samples,
-                                dt=parse_dt(args.dt) if args.dt else None, out=args.out, data=args.data,
+                                dt=dt, out=args.out, data=args.data,
                                 root=args.root, chunk=args.chunk, threads=args.threads,
                                 progress=not args.no_progress, seed=args.seed, compile_only=compile_only,
                                 timing=args.timing)
