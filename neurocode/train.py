@@ -180,7 +180,7 @@ DEFAULTS = {
     "device": "cpu",
     "data": {"name": "fashion_mnist", "root": "", "train_subset": 0, "test_subset": 0},
     "network": {"sizes": [784, 400, 10], "t_input": 1.0, "window": 1.0, "v_th": 1.0,
-                "init_mean": 2.0, "init_std": 1.0},
+                "init_mean": 2.0, "init_std": 1.0, "silent_grad": 0.0},
     "loss": {},
     "train": {"epochs": 5, "batch_size": 128, "lr": 1e-3, "lr_decay": 1.0, "checkpoint_every": 100,
               "eval_batch": 1000},

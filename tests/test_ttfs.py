@@ -77,6 +77,24 @@ def test_silent_neurons_get_the_window_end_and_no_gradient():
     assert torch.all(w.grad == 0)
 
 
+def test_silent_gradient_is_the_derivative_of_the_extrapolated_crossing():
+    # silent neuron: v(T) = 0.1 (2 - 0) + 0.1 (2 - 0.5) = 0.35; with k the pseudo time is
+    # T + k (V_th - v(T)), whose derivatives are -k (T - t_j) in w_j and k w_j in t_j
+    t_in = torch.tensor([[0.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[0.1, -1.0], [0.1, 3.0]], dtype=torch.float64, requires_grad=True)
+    k = 0.7
+    t_out = ttfs_layer(t_in, w, 1.0, t_end=2.0, silent_grad=k)
+    assert float(t_out[0, 0]) == 2.0                         # the forward pass is unchanged
+    t_out[0, 0].backward()
+
+    def extrapolated(t_in, w):
+        return 2.0 + k * (1.0 - ((2.0 - t_in) @ w)[0, 0])
+    g_t, g_w = torch.autograd.grad(extrapolated(t_in, w), (t_in, w))
+    torch.testing.assert_close(w.grad, g_w)
+    torch.testing.assert_close(t_in.grad, g_t)
+    assert torch.all(w.grad[:, 1] == 0)                      # the fired neuron is untouched
+
+
 def test_closed_form_example_by_hand():
     # v = 0.5 t until t = 1 (v = 0.5), then slope 1.5: crosses at 1 + 0.5 / 1.5
     t_out = ttfs_layer(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5], [1.0]]), 1.0, 5.0)
@@ -117,3 +135,5 @@ def test_bad_shapes_and_settings_raise():
         TTFSNetwork((4, 2))(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="must be > 0"):
         TTFSNetwork((4, 2), window=-1.0)
+    with pytest.raises(ValueError, match="silent_grad must be >= 0"):
+        ttfs_layer(torch.zeros(1, 3), torch.zeros(3, 2), silent_grad=-1.0)

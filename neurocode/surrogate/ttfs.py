@@ -28,6 +28,12 @@ Sakemi et al. 2021). That time is a constant: a silent neuron receives no gradie
 itself, but as an input it still passes gradient to the next layer's weights. Silent
 neurons are not counted as spikes (:func:`spike_counts`).
 
+Optionally (``silent_grad = k > 0``) a silent neuron passes gradient as if it had crossed
+at ``T`` with slope ``1 / k``: ``dt_i/dw_ij = -k (T - t_j)_+`` and ``dt_i/dt_j = k w_ij``,
+the derivative of the extrapolated crossing ``T + k (V_th - v_i(T))``. The forward pass
+(and so the network Brian2 validates) is unchanged; only training sees the difference:
+neurons that fall silent can be brought back by the loss.
+
 >>> import torch
 >>> t_in = torch.tensor([[0.0, 1.0]])
 >>> w = torch.tensor([[0.5], [1.0]])
@@ -112,23 +118,23 @@ class _TTFSFunction(torch.autograd.Function):
     """Closed-form spike times with the exact gradient of the closed form."""
 
     @staticmethod
-    def forward(t_in, w, v_th, t_end, chunk):
+    def forward(t_in, w, v_th, t_end, chunk, silent_grad):
         t_out, slope = first_crossing(t_in, w, v_th, t_end, chunk)
         return t_out, slope
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        t_in, w, v_th, t_end, chunk = inputs
+        t_in, w, v_th, t_end, chunk, silent_grad = inputs
         t_out, slope = output
         ctx.save_for_backward(t_in, w, t_out, slope)
-        ctx.t_end, ctx.chunk = t_end, chunk
+        ctx.t_end, ctx.chunk, ctx.silent_grad = t_end, chunk, silent_grad
         ctx.mark_non_differentiable(slope)
 
     @staticmethod
     def backward(ctx, grad_t, _grad_slope):
         t_in, w, t_out, slope = ctx.saved_tensors
         fired = t_out < ctx.t_end
-        g = torch.where(fired, grad_t / slope, torch.zeros_like(grad_t))   # (b, n_out)
+        g = torch.where(fired, grad_t / slope, ctx.silent_grad * grad_t)   # (b, n_out)
         need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_in = torch.zeros_like(t_in) if need_t else None
         grad_w = torch.zeros_like(w) if need_w else None
@@ -142,10 +148,10 @@ class _TTFSFunction(torch.autograd.Function):
             if need_t:
                 causal = (ti.unsqueeze(2) <= to.unsqueeze(1)).to(w.dtype)
                 grad_in[s:s + chunk] = causal.mul_(w).bmm(gb.unsqueeze(2)).squeeze(2)
-        return grad_in, grad_w, None, None, None
+        return grad_in, grad_w, None, None, None, None
 
 
-def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False):
+def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False, silent_grad=0.0):
     """Spike times of a TTFS layer, differentiable in ``t_in`` and ``w``.
 
     Parameters
@@ -162,6 +168,10 @@ def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False
         Samples per block in the forward and backward passes.
     return_slope : bool
         Also return the slope ``sum_{j in C_i} w_ij`` at each crossing (no gradient).
+    silent_grad : float
+        Gradient of silent neurons: 0 (exact, none) or ``k > 0`` (the extrapolated
+        crossing ``T + k (V_th - v(T))``, see module docstring; ``k`` in units of
+        ``tau_s`` per unit potential).
 
     Returns
     -------
@@ -176,7 +186,9 @@ def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False
                          f"{w.device}) must share dtype and device")
     if math.isnan(t_end):
         raise ValueError(f"ttfs_layer: t_end must be a number, got {t_end}")
-    t_out, slope = _TTFSFunction.apply(t_in, w, float(v_th), float(t_end), chunk)
+    if not silent_grad >= 0:
+        raise ValueError(f"ttfs_layer: silent_grad must be >= 0, got {silent_grad}")
+    t_out, slope = _TTFSFunction.apply(t_in, w, float(v_th), float(t_end), chunk, float(silent_grad))
     return (t_out, slope) if return_slope else t_out
 
 
@@ -234,6 +246,9 @@ class TTFSNetwork(torch.nn.Module):
         times the threshold scale, independent of the layer width.
     seed : int
         Seed of the initial weights.
+    silent_grad : float
+        Training-only gradient of silent neurons in every layer (see :func:`ttfs_layer`);
+        0 keeps the exact gradient.
 
     >>> net = TTFSNetwork((4, 3, 2), seed=0)
     >>> times = net(torch.zeros(5, 4))
@@ -242,14 +257,16 @@ class TTFSNetwork(torch.nn.Module):
     """
 
     def __init__(self, sizes, t_input=1.0, window=1.0, v_th=1.0, init_mean=2.0, init_std=1.0,
-                 seed=0, chunk=None):
+                 seed=0, chunk=None, silent_grad=0.0):
         super().__init__()
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least an input and an output layer of >= 1 neuron, got {sizes}")
         if not (t_input > 0 and window > 0 and v_th > 0):
             raise ValueError(f"t_input, window and v_th must be > 0, got {t_input}, {window}, {v_th}")
-        self.sizes, self.chunk = sizes, chunk
+        if not silent_grad >= 0:
+            raise ValueError(f"silent_grad must be >= 0, got {silent_grad}")
+        self.sizes, self.chunk, self.silent_grad = sizes, chunk, float(silent_grad)
         self.t_input, self.window, self.v_th = float(t_input), float(window), float(v_th)
         gen = torch.Generator().manual_seed(int(seed))
         self.weights = torch.nn.ParameterList()
@@ -269,7 +286,7 @@ class TTFSNetwork(torch.nn.Module):
             raise ValueError(f"input times must be (batch, {self.sizes[0]}), got {tuple(t_in.shape)}")
         times, t = [], t_in.to(self.weights[0].dtype)
         for w, t_end in zip(self.weights, self.windows):
-            t = ttfs_layer(t, w, self.v_th, t_end, self.chunk)
+            t = ttfs_layer(t, w, self.v_th, t_end, self.chunk, silent_grad=self.silent_grad)
             times.append(t)
         return times
 
