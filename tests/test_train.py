@@ -1,6 +1,7 @@
 """The trainer: loss goes down, kill/resume equals an uninterrupted run, configs are checked."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,15 @@ def test_cli_train_runs_and_reports(tmp_path, capsys):
     assert "spikes per hidden neuron" in capsys.readouterr().out
     assert 'regulariser = "m_ssr"' in (tmp_path / "run" / "config.toml").read_text()
     assert main(["train", str(cfg), "--out", str(tmp_path / "x"), "--set", "gamma"]) == 2
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "studies" / "ssr").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_study_configs_load_and_build(config):
+    from neurocode.objectives.ssr import SSRLoss
+    from neurocode.surrogate.ttfs import TTFSNetwork
+
+    cfg = load_config(config)
+    net = TTFSNetwork(seed=cfg["seed"], **cfg["network"])
+    assert net.sizes[0] == 784 and net.sizes[-1] == 10
+    SSRLoss.from_config(cfg["loss"])

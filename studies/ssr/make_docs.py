@@ -3,7 +3,8 @@
     python studies/ssr/make_docs.py --sweep RUN_DIR [--runs RUN ...]
 
 ``--sweep`` is an output folder of ``studies/ssr/run.py`` (its ``sweep.csv`` and run
-folders): the trade-off and raster figures are redrawn from them. ``--runs`` are
+folders): the trade-off and raster figures are redrawn from them and, for a full (not
+``--quick``) sweep, the per-epoch comparison against the no-SSR run. ``--runs`` are
 ``neurocode train`` run folders (e.g. the full Fashion-MNIST runs) whose last epoch goes into
 the results table. Tables are written between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``
 markers in ``docs/ssr.md``.
@@ -42,6 +43,36 @@ def sweep_table(sweep_dir):
     return out
 
 
+def epochs_table(sweep_dir):
+    """Per epoch, each run of the sweep against the no-SSR run at the same epoch.
+
+    Cells read ``accuracy %, spikes per hidden neuron`` and, for regularised runs,
+    ``(accuracy change in pp, spikes ratio)``.
+    """
+    table = pd.read_csv(sweep_dir / "sweep.csv")
+    table = table.assign(first=table["regulariser"] != "none").sort_values(["first", "regulariser", "gamma"])
+    histories = {}
+    for _, row in table.iterrows():
+        label = "no SSR" if row["regulariser"] == "none" else f"{row['regulariser']} {row['gamma']:g}"
+        histories[label] = {r["epoch"]: r for r in json.loads((Path(row["run"]) / "metrics.json").read_text())}
+    base = histories.get("no SSR", {})
+    rows = []
+    for epoch in sorted(base):
+        cells = {"epoch": epoch}
+        b = base[epoch]
+        for label, history in histories.items():
+            r = history.get(epoch)
+            if r is None:
+                continue
+            cell = f"{100 * r['accuracy']:.1f} %, {r['spikes_per_hidden_neuron']:.3f}"
+            if label != "no SSR":
+                cell += (f" ({100 * (r['accuracy'] - b['accuracy']):+.1f} pp, "
+                         f"{r['spikes_per_hidden_neuron'] / b['spikes_per_hidden_neuron']:.2f} x)")
+            cells[label] = cell
+        rows.append(cells)
+    return pd.DataFrame(rows)
+
+
 def runs_table(run_dirs):
     rows = []
     for run in run_dirs:
@@ -50,11 +81,13 @@ def runs_table(run_dirs):
         with open(run / "config.toml", "rb") as fh:
             cfg = tomllib.load(fh)
         last = history[-1]
+        layers = sorted(k for k in last if k.startswith("spikes_layer"))
         rows.append({"run": run.name, "data": cfg["data"]["name"],
                      "network": "-".join(map(str, cfg["network"]["sizes"])),
                      "regulariser": cfg["loss"]["regulariser"], "gamma": float(cfg["loss"]["gamma"]),
                      "epochs": int(last["epoch"]), "accuracy": last["accuracy"],
-                     "spikes_per_hidden_neuron": last["spikes_per_hidden_neuron"]})
+                     "spikes_per_hidden_neuron": last["spikes_per_hidden_neuron"],
+                     "per layer": " / ".join(f"{last[k]:.3f}" for k in layers)})
     return pd.DataFrame(rows)
 
 
@@ -78,6 +111,8 @@ def main(argv=None):
     tmp.rmdir()
     text = DOC.read_text()
     text = replace_block(text, "ssr-sweep", _markdown(sweep_table(args.sweep)))
+    if not args.quick:
+        text = replace_block(text, "ssr-epochs", _markdown(epochs_table(args.sweep)))
     if args.runs:
         text = replace_block(text, "ssr-runs", _markdown(runs_table(args.runs)))
     from neurocode.io import write_text
