@@ -324,6 +324,8 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
                   batch_size=train["batch_size"], resume=resume, checkpoint_every=train["checkpoint_every"],
                   device=device, progress=progress, stop_after_steps=stop_after_steps, lr_decay=train["lr_decay"])
     if len(history) == train["epochs"]:
-        net.to("cpu").to_spec(seed=config["seed"]).save(run_dir / "network.npz")
+        spec = net.to("cpu").to_spec(seed=config["seed"])
+        spec.metadata["dataset"] = config["data"]["name"]        # what `neurocode validate` presents
+        spec.save(run_dir / "network.npz")
         write_json(run_dir / "summary.json", {**history[-1], "config": config})
     return history

@@ -26,6 +26,7 @@ def test_training_reduces_the_loss_and_writes_the_run_folder(tmp_path):
         assert (tmp_path / "run" / name).is_file()
     spec = NetworkSpec.load(tmp_path / "run" / "network.npz")
     assert spec.populations["hidden1"].size == 20 and spec.inputs["in"].size == 784
+    assert spec.metadata["dataset"] == "mnist5k"          # `neurocode validate` needs no config
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())[1]["epoch"] == 2
 
 
