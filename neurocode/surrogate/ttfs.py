@@ -31,8 +31,9 @@ neurons are not counted as spikes (:func:`spike_counts`).
 Optionally (``silent_grad = k > 0``) a silent neuron passes gradient as if it had crossed
 at ``T`` with slope ``1 / k``: ``dt_i/dw_ij = -k (T - t_j)_+`` and ``dt_i/dt_j = k w_ij``,
 the derivative of the extrapolated crossing ``T + k (V_th - v_i(T))``. The forward pass
-(and so the network Brian2 validates) is unchanged; only training sees the difference:
-neurons that fall silent can be brought back by the loss.
+(and so the network Brian2 validates) is unchanged; only training sees the difference: a
+neuron silent on an input is pulled towards firing wherever the loss depends on its time.
+(A neuron whose window-end time comes after every downstream spike still gets nothing.)
 
 >>> import torch
 >>> t_in = torch.tensor([[0.0, 1.0]])
@@ -264,8 +265,6 @@ class TTFSNetwork(torch.nn.Module):
             raise ValueError(f"sizes must list at least an input and an output layer of >= 1 neuron, got {sizes}")
         if not (t_input > 0 and window > 0 and v_th > 0):
             raise ValueError(f"t_input, window and v_th must be > 0, got {t_input}, {window}, {v_th}")
-        if not silent_grad >= 0:
-            raise ValueError(f"silent_grad must be >= 0, got {silent_grad}")
         self.sizes, self.chunk, self.silent_grad = sizes, chunk, float(silent_grad)
         self.t_input, self.window, self.v_th = float(t_input), float(window), float(v_th)
         gen = torch.Generator().manual_seed(int(seed))
