@@ -256,8 +256,10 @@ def _same_run(saved, config):
     return old == new
 
 
-def _dataset(config, split):
-    from neurocode.data import latency_encode, load_images
+def config_images(config, split):
+    """The ``[data]`` images of ``split`` a run trains or tests on: pixels in [0, 1], (N, 784),
+    and labels, reduced to the config's ``train_subset`` / ``test_subset`` (0: all) by its seed."""
+    from neurocode.data import load_images
 
     data = config["data"]
     x, y = load_images(data["name"], split, root=data["root"] or None)
@@ -265,6 +267,13 @@ def _dataset(config, split):
     if subset:
         keep = np.random.default_rng([config["seed"], 1 if split == "train" else 2]).permutation(len(y))[:subset]
         x, y = x[np.sort(keep)], y[np.sort(keep)]
+    return x, y
+
+
+def _dataset(config, split):
+    from neurocode.data import latency_encode
+
+    x, y = config_images(config, split)
     t = latency_encode(x, config["network"]["t_input"])
     return torch.from_numpy(np.ascontiguousarray(t)), torch.from_numpy(y)
 

@@ -1,8 +1,8 @@
 """The ReLU twin of the TTFS network: same sizes, data and optimiser recipe, no spikes.
 
-An anchor for the TTFS accuracy (Stanojevic et al. 2024 show a well-parametrised TTFS
-network can match its ReLU twin). Prints train and test accuracy per epoch and writes
-them to ``--out`` as JSON.
+Trains on the config's images (its subsets included). An anchor for the TTFS accuracy
+(Stanojevic et al. 2024 show a well-parametrised TTFS network can match its ReLU twin).
+Prints train and test accuracy per epoch and writes them to ``--out`` as JSON.
 
     python studies/ssr/relu_baseline.py --config studies/ssr/fmnist_784-400-10.toml --out relu.json
 """
@@ -15,14 +15,8 @@ from pathlib import Path
 
 import torch
 
-from neurocode.data import load_images
 from neurocode.io import write_json
-from neurocode.train import load_config
-
-
-def _flat(name, split, root):
-    x, y = load_images(name, split, root=root or None)
-    return torch.as_tensor(x.reshape(len(x), -1), dtype=torch.float32), torch.as_tensor(y).long()
+from neurocode.train import config_images, load_config
 
 
 def main(argv=None):
@@ -32,7 +26,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     torch.manual_seed(cfg["seed"])
-    (x, y), (xt, yt) = (_flat(cfg["data"]["name"], s, cfg["data"]["root"]) for s in ("train", "test"))
+    (x, y), (xt, yt) = (map(torch.from_numpy, config_images(cfg, split)) for split in ("train", "test"))
     sizes, train = cfg["network"]["sizes"], cfg["train"]
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
