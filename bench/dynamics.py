@@ -27,8 +27,8 @@ import torch
 
 from neurocode.io import write_json
 from neurocode.presets import coba_network
-from neurocode.sim import gpu_present, simulate
-from neurocode.surrogate import NetworkRunner
+from neurocode.brian import gpu_present, simulate
+from neurocode.torch import NetworkRunner
 
 logger = logging.getLogger("bench.dynamics")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from neurocode.cli.rank_coding import batches, load_task
+from neurocode.training.rank_coding import batches, load_task
 from neurocode.objectives.rank_coding import train_epoch
-from neurocode.surrogate.rnn import LSTMClassifier
+from neurocode.torch.classifiers import LSTMClassifier
 
 STUDY_RUN = (Path(__file__).resolve().parents[1] / "results" / "rank_coding" / "paper"
              / "mnist-lstm-rc-th0.95-b0.0-do0.4" / "model.pt")

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neurocode.presets import coba_network  # noqa: E402
-from neurocode.sim import gpu_present, simulate  # noqa: E402
+from neurocode.brian import gpu_present, simulate  # noqa: E402
 
 
 def main(argv=None):

@@ -3,8 +3,8 @@
 Both train the same 784-400-10 network of ``ttfs`` neurons (same weights, same inputs)
 for one step (forward + backward + Adam) per batch:
 
-* exact: :class:`neurocode.surrogate.ttfs.TTFSNetwork` (closed-form spike times);
-* clock-driven: :class:`neurocode.surrogate.NetworkRunner` on the same NetworkSpec at
+* exact: :class:`neurocode.torch.ttfs.TTFSNetwork` (closed-form spike times);
+* clock-driven: :class:`neurocode.torch.NetworkRunner` on the same NetworkSpec at
   ``dt = 0.1 ms`` over the same window (3 ms = 30 steps), with a SuperSpike surrogate and a
   loss on output spike counts (time to first spike needs no other read-out for timing).
 
@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from neurocode.surrogate import NetworkRunner
-from neurocode.surrogate.ttfs import TTFSNetwork
+from neurocode.torch import NetworkRunner
+from neurocode.torch.ttfs import TTFSNetwork
 
 
 def _time(fn, repeats):

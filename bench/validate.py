@@ -10,7 +10,7 @@ import argparse
 import logging
 import time
 
-from neurocode.network import NetworkSpec
+from neurocode.spec import NetworkSpec
 from neurocode.validate.run import load_samples, validate_spec
 
 

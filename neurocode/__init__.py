@@ -12,8 +12,8 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", message="_get_vc_env is private", category=UserWarning)
 
 from neurocode.errors import ModelCardError, NetworkSpecError, DeviceError  # noqa: E402
-from neurocode.models import ModelCard, load_card, list_cards  # noqa: E402
-from neurocode.network import NetworkSpec, Population, Projection, InputPopulation  # noqa: E402
+from neurocode.cards import ModelCard, load_card, list_cards  # noqa: E402
+from neurocode.spec import NetworkSpec, Population, Projection, InputPopulation  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -1,6 +1,6 @@
 """Ready-made NetworkSpecs: the COBA benchmark network and small default networks.
 
-All functions return a :class:`~neurocode.network.NetworkSpec` (SI values) that any
+All functions return a :class:`~neurocode.spec.NetworkSpec` (SI values) that any
 engine can run; nothing here depends on a simulation duration unless it says so.
 
 >>> spec = coba_network(n_neurons=400, seed=1)
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from neurocode.errors import NetworkSpecError
-from neurocode.models import load_card
-from neurocode.network import NetworkSpec, Projection
+from neurocode.cards import load_card
+from neurocode.spec import NetworkSpec, Projection
 
 #: Brette et al. (2007), benchmark 1 (after Vogels & Abbott 2005), in SI units:
 #: excitatory and inhibitory conductance increments (6 nS and 67 nS, i.e. 0.6 and 6.7

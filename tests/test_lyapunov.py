@@ -6,7 +6,7 @@ import torch
 
 from neurocode.lyapunov import LyapunovError, spectrum
 from neurocode.lyapunov.spiking import PACEMAKER_CARD, SpikingMap, spiking_spectrum
-from neurocode.models import card_from_string
+from neurocode.cards import card_from_string
 
 F64 = torch.float64
 LORENZ = np.array([0.9056, 0.0, -14.5723])   # Sprott (2003), sigma=10, rho=28, beta=8/3

@@ -6,7 +6,7 @@ import pytest
 from brian2 import ms, mV
 
 from neurocode.errors import ModelCardError
-from neurocode.models import card_from_string, list_cards, load_card
+from neurocode.cards import card_from_string, list_cards, load_card
 
 SHIPPED = ["alif", "coba_lif", "izhikevich", "lif", "ttfs"]
 

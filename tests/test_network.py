@@ -5,8 +5,8 @@ import pytest
 from brian2 import mV, ms, nA, nS
 
 from neurocode.errors import NetworkSpecError
-from neurocode.heterogeneity import Distribution
-from neurocode.network import FORMAT_VERSION, NetworkSpec, Projection
+from neurocode.cards.heterogeneity import Distribution
+from neurocode.spec import FORMAT_VERSION, NetworkSpec, Projection
 
 
 def small_spec():

@@ -7,7 +7,7 @@ from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
 from neurocode.lyapunov.prune import (activity_prune, betweenness_order, delocalise, effective_resistance,
                                       ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, noise_prune_synapses,
                                       optimise_timescales, random_prune, spectral_radius)
-from neurocode.network import NetworkSpec
+from neurocode.spec import NetworkSpec
 
 
 def test_hrsnn_has_gamma_time_constants_and_dale_signs():
@@ -49,7 +49,7 @@ def test_effective_resistance_of_a_path_and_a_cycle():
 def test_lyapunov_matrix_is_a_harmonic_mean():
     spec = NetworkSpec(dt=1e-4)
     spec.add_population("hrsnn", "lif", 2)
-    from neurocode.network import Projection
+    from neurocode.spec import Projection
     spec.add_projection(Projection("hrsnn", "hrsnn", [0], [1], [1e-10], name="recurrent"))
     L = lyapunov_matrix(spec, [-10.0, 40.0])
     # H_0 = H_1 = harmonic mean of 10 and 40 = 16; L = 16

@@ -14,7 +14,7 @@ from neurocode.objectives.rank_coding import (
     rc_loss_terms,
     train_epoch,
 )
-from neurocode.surrogate.rnn import LSTMClassifier
+from neurocode.torch.classifiers import LSTMClassifier
 
 
 class Counting(torch.nn.Module):
@@ -210,7 +210,7 @@ def test_speed_accuracy_front_and_matched_comparison():
 
 
 def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
-    from neurocode.cli.rank_coding import train_run
+    from neurocode.training.rank_coding import train_run
     kw = {"epochs": 1, "lr": 1e-2, "batch_size": 100, "hidden": 8, "n_train": 200, "thetas": [0.6]}
     m = train_run("noise", "lstm", "rc", 0.9, **kw, out=tmp_path)
     assert {"config.json", "checkpoint.pt", "metrics.json", "summary.json", "model.pt"} <= \

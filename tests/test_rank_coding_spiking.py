@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from neurocode.data.toy import noise_vs_signal
-from neurocode.network import NetworkSpec
+from neurocode.spec import NetworkSpec
 from neurocode.objectives.rank_coding import early_exit, rank_coding_loss, train_epoch
-from neurocode.surrogate.rnn import SpikingRCClassifier
-from neurocode.surrogate.runner import NetworkRunner
+from neurocode.torch.classifiers import SpikingRCClassifier
+from neurocode.torch.runner import NetworkRunner
 
 
 def _spiking(seed=0, card="alif"):

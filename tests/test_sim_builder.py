@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from neurocode.errors import DeviceError, NetworkSpecError
-from neurocode.network import NetworkSpec, Projection
-from neurocode.sim import SimResult, simulate
+from neurocode.spec import NetworkSpec, Projection
+from neurocode.brian import SimResult, simulate
 
 DT = 1e-4
 

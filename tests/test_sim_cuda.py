@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from neurocode.errors import DeviceError
-from neurocode.network import NetworkSpec
+from neurocode.spec import NetworkSpec
 from neurocode.presets import poisson_spike_trains
-from neurocode.sim import StandaloneSession, gpu_present, simulate
+from neurocode.brian import StandaloneSession, gpu_present, simulate
 
 DURATION = 0.1
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) is not on PATH")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from neurocode.errors import DeviceError, NetworkSpecError
-from neurocode.network import InputPopulation
+from neurocode.spec import InputPopulation
 from neurocode.presets import default_network, poisson_spike_trains
-from neurocode.sim import StandaloneSession, simulate
+from neurocode.brian import StandaloneSession, simulate
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def test_rerun_with_new_data_does_not_recompile(session, standalone_cache):
     # differ from a fresh process's: one fresh process may rebuild, the next must not.
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             f"from test_sim_standalone import make_spec, DURATION\n"
-            f"from neurocode.sim import StandaloneSession\n"
+            f"from neurocode.brian import StandaloneSession\n"
             f"s = StandaloneSession(make_spec(), DURATION, 'cpp_standalone', record={{'net': ['v']}}, "
             f"directory={str(session.directory)!r}, input_capacity={{'input': 1024}})\n"
             f"r = s.run()\n"

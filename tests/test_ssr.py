@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from neurocode.objectives.ssr import SSRLoss, f_ssr, hidden_spike_rates, m_ssr, membrane_area
-from neurocode.surrogate.ttfs import TTFSNetwork, membrane_potential, ttfs_layer
+from neurocode.torch.ttfs import TTFSNetwork, membrane_potential, ttfs_layer
 
 T_END = 3.0
 

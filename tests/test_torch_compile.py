@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from neurocode.presets import coba_network
-from neurocode.surrogate import NetworkRunner
-from neurocode.surrogate import runner as runner_module
+from neurocode.torch import NetworkRunner
+from neurocode.torch import runner as runner_module
 
 STEPS = 400
 
@@ -63,7 +63,7 @@ def test_compiled_step_gives_the_eager_spikes(monkeypatch):
 def test_compile_is_refused_with_gradients_and_says_so(monkeypatch, caplog):
     spec = coba_network(n_neurons=40, seed=0)
     runner = NetworkRunner(spec, compile=True)
-    with caplog.at_level(logging.WARNING, logger="neurocode.surrogate.runner"):
+    with caplog.at_level(logging.WARNING, logger="neurocode.torch.runner"):
         out = runner(steps=5)                  # weights require grad: eager, with a warning
     assert out.spikes["coba"].requires_grad
     assert "runs without gradients" in caplog.text

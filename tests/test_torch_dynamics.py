@@ -7,10 +7,10 @@ import pytest
 import torch
 from brian2 import nA
 
-from neurocode.models import card_from_string, load_card
-from neurocode.network import NetworkSpec
-from neurocode.surrogate import NetworkRunner, PopulationDynamics, TranslationError, synaptic_effects
-from neurocode.surrogate.dynamics import split_threshold
+from neurocode.cards import card_from_string, load_card
+from neurocode.spec import NetworkSpec
+from neurocode.torch import NetworkRunner, PopulationDynamics, TranslationError, synaptic_effects
+from neurocode.torch.dynamics import split_threshold
 
 DT = 1e-4
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from brian2 import nA
 
-from neurocode.network import NetworkSpec
-from neurocode.surrogate import NetworkRunner, PopulationDynamics, flat_map, surrogate
+from neurocode.spec import NetworkSpec
+from neurocode.torch import NetworkRunner, PopulationDynamics, flat_map, surrogate
 
 DT = 1e-4
 

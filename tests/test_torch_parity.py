@@ -9,10 +9,10 @@ import pytest
 import torch
 from brian2 import mV, nA, nS, ms
 
-from neurocode.models import card_from_string
-from neurocode.network import NetworkSpec
-from neurocode.sim import simulate
-from neurocode.surrogate import NetworkRunner
+from neurocode.cards import card_from_string
+from neurocode.spec import NetworkSpec
+from neurocode.brian import simulate
+from neurocode.torch import NetworkRunner
 
 DT = 1e-4
 DURATION = 1.0

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neurocode.surrogate import surrogate
+from neurocode.torch import surrogate
 
 FORMULAS = {  # the formula each factory's docstring states
     "superspike": lambda x, k: 1.0 / (1.0 + k * x.abs()) ** 2,

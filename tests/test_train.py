@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from neurocode.cli import main
-from neurocode.network import NetworkSpec
-from neurocode.train import fit, load_config, train_ttfs
+from neurocode.spec import NetworkSpec
+from neurocode.training.loop import fit
+from neurocode.training.ttfs import load_config, train_ttfs
 
 TINY = {"data": {"name": "mnist5k", "train_subset": 256, "test_subset": 200},
         "network": {"sizes": [784, 20, 10], "init_mean": 3.0},
@@ -92,7 +93,7 @@ def test_cli_train_runs_and_reports(tmp_path, capsys):
                          ids=lambda p: p.name)
 def test_study_configs_load_and_build(config):
     from neurocode.objectives.ssr import SSRLoss
-    from neurocode.surrogate.ttfs import TTFSNetwork
+    from neurocode.torch.ttfs import TTFSNetwork
 
     cfg = load_config(config)
     net = TTFSNetwork(seed=cfg["seed"], **cfg["network"])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from neurocode.models import load_card
-from neurocode.network import NetworkSpec
-from neurocode.surrogate.ttfs import TTFSNetwork, first_crossing, membrane_potential, ttfs_layer
+from neurocode.cards import load_card
+from neurocode.spec import NetworkSpec
+from neurocode.torch.ttfs import TTFSNetwork, first_crossing, membrane_potential, ttfs_layer
 
 
 def _problem(seed, batch=3, n_in=10, n_out=6, dtype=torch.float64):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from neurocode import NetworkSpec
-from neurocode.sim import simulate
+from neurocode.brian import simulate
 
 
 def test_ttfs_card_fires_at_closed_form_time():
@@ -12,7 +12,7 @@ def test_ttfs_card_fires_at_closed_form_time():
     spec = NetworkSpec(dt=0.01e-3, seed=0)
     spec.add_input("in", 2, indices=[0, 1], times=[0.1e-3, 0.2e-3])
     spec.add_population("out", "ttfs", 1)
-    from neurocode.network import Projection
+    from neurocode.spec import Projection
     spec.add_projection(Projection("in", "out", [0, 1], [0, 0], [0.8, 0.6]))
     result = simulate(spec, 3e-3, progress=False)
     idx, times = result.spikes["out"]

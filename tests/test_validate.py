@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from neurocode.errors import NetworkSpecError
-from neurocode.models import card_from_string, load_card
-from neurocode.network import NetworkSpec, Population
-from neurocode.sim import simulate
-from neurocode.surrogate.ttfs import TTFSNetwork
+from neurocode.cards import card_from_string, load_card
+from neurocode.spec import NetworkSpec, Population
+from neurocode.brian import simulate
+from neurocode.torch.ttfs import TTFSNetwork
 from neurocode.validate import (TrialInputs, VariantError, apply_variants, check_spec, parse_variant, present,
                                 validate_spec)
 from neurocode.validate.run import TTFSTask

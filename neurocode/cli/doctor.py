@@ -41,7 +41,7 @@ def command_output(cmd):
 
 def checks(compile_check=False):
     """List of ``(name, ok, detail)`` rows."""
-    from neurocode.sim.devices import curand_dirs, gpu_present
+    from neurocode.brian.devices import curand_dirs, gpu_present
 
     rows = []
     for pkg in ("brian2", "brian2cuda", "torch", "numpy", "cython"):
@@ -76,8 +76,8 @@ def compile_row():
     """Compile and run a one-neuron C++ standalone project."""
     import tempfile
 
-    from neurocode.network import NetworkSpec
-    from neurocode.sim import StandaloneSession
+    from neurocode.spec import NetworkSpec
+    from neurocode.brian import StandaloneSession
 
     spec = NetworkSpec(dt=1e-4)
     spec.add_population("n", "lif", 1)

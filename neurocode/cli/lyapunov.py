@@ -33,8 +33,8 @@ def build_map(args):
     """A :class:`SpikingMap` for a spec file or a card."""
     import numpy as np
     from neurocode.lyapunov.spiking import SpikingMap
-    from neurocode.models import load_card
-    from neurocode.network import NetworkSpec
+    from neurocode.cards import load_card
+    from neurocode.spec import NetworkSpec
     drive = None
     if str(args.target).endswith(".npz"):
         spec = NetworkSpec.load(args.target)

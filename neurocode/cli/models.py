@@ -1,6 +1,6 @@
 """``neurocode models``: list the model cards, or show one."""
 
-from neurocode.models import CARD_DIR, list_cards, load_card
+from neurocode.cards import CARD_DIR, list_cards, load_card
 
 
 def register(sub):

@@ -30,7 +30,7 @@ def run(args):
     import numpy as np
     from neurocode.io import write_json
     from neurocode.lyapunov.prune import activity_prune, lnp_prune, random_prune
-    from neurocode.network import NetworkSpec
+    from neurocode.spec import NetworkSpec
     if args.rescale == "inverse-p" and args.method != "lnp":
         raise ValueError("--rescale inverse-p needs keep probabilities: it applies to --method lnp only")
     if not 0 < args.keep <= 1 or not 0 < args.keep_neurons <= 1:

@@ -38,7 +38,7 @@ def register(sub):
 
 def load_spec(model, size, seed, duration):
     """A NetworkSpec from a ``.npz`` path or a card's default network."""
-    from neurocode.network import NetworkSpec
+    from neurocode.spec import NetworkSpec
     from neurocode.presets import default_network
 
     if model.endswith(".npz") or Path(model).is_file():
@@ -48,7 +48,7 @@ def load_spec(model, size, seed, duration):
 
 def run(args):
     from neurocode.figures.activity import raster
-    from neurocode.sim import simulate
+    from neurocode.brian import simulate
 
     logging.getLogger("brian2").setLevel(logging.WARNING)
     duration = parse_time(args.duration, "--duration")

@@ -2,7 +2,7 @@
 
 import json
 
-from neurocode.train import train_ttfs
+from neurocode.training.ttfs import train_ttfs
 
 
 def _parse_set(items):

@@ -59,7 +59,7 @@ def format_report(report):
 
 
 def run(args):
-    from neurocode.sim.devices import gpu_present
+    from neurocode.brian.devices import gpu_present
     from neurocode.validate.run import validate_run
 
     logging.getLogger("brian2").setLevel(logging.WARNING)

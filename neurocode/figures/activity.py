@@ -1,6 +1,6 @@
 """Figures of network activity: spike raster, firing-rate distribution, ISI and CV.
 
-Each function takes a :class:`~neurocode.sim.SimResult`, draws one figure in the house
+Each function takes a :class:`~neurocode.brian.SimResult`, draws one figure in the house
 style and saves ``<path>.png`` with the data behind it as ``<path>.csv``.
 """
 

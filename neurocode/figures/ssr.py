@@ -12,7 +12,7 @@ import seaborn as sns
 import torch
 
 from neurocode.figures import save_figure, use_style
-from neurocode.surrogate.ttfs import membrane_potential
+from neurocode.torch.ttfs import membrane_potential
 
 LABELS = {"none": "no SSR", "m_ssr": "M-SSR", "f_ssr": "F-SSR", "membrane": "membrane (v̂ < V_th)"}
 

@@ -9,7 +9,7 @@
   split (the first ``frac_exc`` of each cluster), dense-ish inside a cluster and linked
   between clusters along a Watts-Strogatz small-world graph of the clusters.
 
-Both return a :class:`~neurocode.network.NetworkSpec` with one population ``"hrsnn"``
+Both return a :class:`~neurocode.spec.NetworkSpec` with one population ``"hrsnn"``
 and one recurrent projection ``"recurrent"`` (zero delays).
 
 >>> spec = hrsnn(n=50, p=0.1, seed=1)
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocode.heterogeneity import Distribution
-from neurocode.network import NetworkSpec, Projection
+from neurocode.cards.heterogeneity import Distribution
+from neurocode.spec import NetworkSpec, Projection
 
 
 def _excitatory(n, frac_exc):

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from neurocode.errors import NetworkSpecError
-from neurocode.network import NetworkSpec, Population, Projection
+from neurocode.spec import NetworkSpec, Population, Projection
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ treatments are offered (``treatment=``):
 Exponents are in 1/s. Noise drive is *frozen*: the input in step ``n`` depends on the
 seed and ``n`` only, so the spectrum is that of the driven (non-autonomous) system.
 
->>> from neurocode.models import card_from_string
+>>> from neurocode.cards import card_from_string
 >>> card = card_from_string(PACEMAKER_CARD, name="pacemaker")
 >>> net = SpikingMap(card, n=1, dt=5e-4)
 >>> res = spiking_spectrum(net, batch=1, t_sim=0.15, t_transient=0.01, treatment="exact")
@@ -58,7 +58,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from neurocode.lyapunov.spectrum import LyapunovError, spectrum  # noqa: F401 (doctest)
-from neurocode.models import ModelCard, load_card
+from neurocode.cards import ModelCard, load_card
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class SpikingMap:
     card : ModelCard or str
         A spiking card (or a rate card: then only the smooth treatment applies).
     params : dict, optional
-        Per-neuron parameters (SI), as for :class:`~neurocode.surrogate.PopulationDynamics`.
+        Per-neuron parameters (SI), as for :class:`~neurocode.torch.PopulationDynamics`.
     n : int, optional
         Number of neurons when all parameters are scalars.
     dt : float
@@ -125,8 +125,8 @@ class SpikingMap:
 
     def __init__(self, card, params=None, n=None, dt=1e-4, weights=None, drive=None, slope=25.0,
                  dtype=torch.float64, device="cpu"):
-        from neurocode.surrogate import PopulationDynamics, surrogate
-        from neurocode.surrogate.runner import synaptic_effects
+        from neurocode.torch import PopulationDynamics, surrogate
+        from neurocode.torch.runner import synaptic_effects
         card = card if isinstance(card, ModelCard) else load_card(card)
         self.card, self.dt, self.dtype, self.device = card, float(dt), dtype, torch.device(device)
         self.dyn = PopulationDynamics(card, params, dt, spike_fn=surrogate.superspike(slope),
@@ -153,7 +153,7 @@ class SpikingMap:
             if unknown or "rate" not in drive or "weight" not in drive:
                 raise LyapunovError(f"drive needs keys 'rate' (Hz) and 'weight' (and optional 'seed'); "
                                     f"got {sorted(drive)}")
-            from neurocode.surrogate.runner import synaptic_effects
+            from neurocode.torch.runner import synaptic_effects
             w_in = torch.as_tensor(np.broadcast_to(np.asarray(drive["weight"], dtype=np.float64), (self.n,)).copy(),
                                    dtype=dtype, device=device)
             self.drive = {"p": float(drive["rate"]) * self.dt, "seed": int(drive.get("seed", 0)),
@@ -192,7 +192,7 @@ class SpikingMap:
 
     def _ls(self, batch):
         if self._lastspike is None or self._lastspike.shape[0] != batch:
-            from neurocode.surrogate.dynamics import NEVER
+            from neurocode.torch.dynamics import NEVER
             self._lastspike = torch.full((batch, self.n), NEVER, dtype=torch.float64, device=self.device)
         return self._lastspike
 
@@ -303,7 +303,7 @@ class SpikingMap:
 
     def _field(self, x, t):
         """Secant vector field (1/s units of the state), evaluated non-refractory."""
-        from neurocode.surrogate.dynamics import NEVER
+        from neurocode.torch.dynamics import NEVER
         ls = torch.full((x.shape[0], self.n), NEVER, dtype=torch.float64, device=self.device)
         return (self._flow(x, t, ls)[0] - x) / self.dt
 

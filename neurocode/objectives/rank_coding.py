@@ -19,13 +19,13 @@ dropped from the *active* batch (its hidden state is ``index_select``-ed away), 
 forward nor the backward pass computes anything after an example's decision step.
 :class:`RCResult` counts the example-steps actually computed.
 
-A model used here follows a small step protocol (see :class:`neurocode.surrogate.rnn.LSTMClassifier`):
+A model used here follows a small step protocol (see :class:`neurocode.torch.classifiers.LSTMClassifier`):
 
 * ``model.initial_state(batch_size)`` returns a tuple of tensors, batch first;
 * ``model.step(x_t, state)`` maps inputs ``[B, F]`` and a state to ``(logits [B, C], state)``.
 
 >>> import torch
->>> from neurocode.surrogate.rnn import LSTMClassifier
+>>> from neurocode.torch.classifiers import LSTMClassifier
 >>> _ = torch.manual_seed(0)
 >>> model = LSTMClassifier(3, 2, hidden=8)
 >>> x, y = torch.randn(5, 10, 3), torch.tensor([0, 1, 0, 1, 1])

@@ -2,7 +2,7 @@
 
 Times are in units of ``tau_s``; the neuron is the ``ttfs`` card, whose no-reset
 membrane potential is ``v_i(t) = sum_j w_ij (t - t_j)_+`` (see
-:mod:`neurocode.surrogate.ttfs`). ``T`` is the end of the neuron's layer window.
+:mod:`neurocode.torch.ttfs`). ``T`` is the end of the neuron's layer window.
 
 * :func:`classification_loss` -- cross-entropy of ``softmax(-t_out / tau_soft)``.
 * :func:`temporal_penalty` -- ``sum_i (t_i - t_ref)^2`` on output times, keeps them in range.
@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from neurocode.surrogate.ttfs import first_crossing
+from neurocode.torch.ttfs import first_crossing
 
 #: Regularisers :class:`SSRLoss` knows.
 REGULARISERS = ("none", "m_ssr", "f_ssr", "membrane")

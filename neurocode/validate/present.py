@@ -3,9 +3,9 @@
 Trials are concatenated in time: trial ``k`` occupies ``[k T, (k + 1) T)`` with ``T`` the
 trial period (a whole number of time steps). At the start of each trial every population's
 state is set back to its initial values (Brian2 ``run_regularly(..., when="start")``, see
-:func:`neurocode.sim.builder.build_network`), so trial ``k`` does not depend on trial
+:func:`neurocode.brian.builder.build_network`), so trial ``k`` does not depend on trial
 ``k - 1``. The trials are cut into *chunks* of equal length; on a standalone device one
-project is generated and compiled for a chunk (:class:`~neurocode.sim.StandaloneSession`,
+project is generated and compiled for a chunk (:class:`~neurocode.brian.StandaloneSession`,
 input spike table of fixed capacity) and the binary is re-run once per chunk with that
 chunk's input spikes through ``run_args``. A chunk of a few hundred trials amortises the
 binary's start-up and file I/O (tens of ms) while keeping the spike table and monitors
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurocode.errors import DeviceError, NetworkSpecError
-from neurocode.network import InputPopulation
-from neurocode.sim.builder import build_network, collect
-from neurocode.sim.devices import check_device, device_context, gpu_present
-from neurocode.sim.standalone import StandaloneSession, default_capacity
+from neurocode.spec import InputPopulation
+from neurocode.brian.builder import build_network, collect
+from neurocode.brian.devices import check_device, device_context, gpu_present
+from neurocode.brian.standalone import StandaloneSession, default_capacity
 
 logger = logging.getLogger(__name__)
 

@@ -2,16 +2,16 @@
 
 Two kinds of network are recognised from ``spec.metadata``:
 
-* **exact TTFS** (``model == "TTFSNetwork"``, :mod:`neurocode.surrogate.ttfs`): inputs spike
+* **exact TTFS** (``model == "TTFSNetwork"``, :mod:`neurocode.torch.ttfs`): inputs spike
   at ``t_input (1 - x)``; the torch reference is the closed-form layer. Silent neurons get
   their window's end as spike time in torch, so the Brian2 network gets the same rule
   (:func:`~neurocode.validate.variants.window_end_rule`); the answer is the first output
   spike (ties: lowest index, as ``argmin``). By default (``timing="auto"``) spike times are
   interpolated within the time step and input times rounded to the nearest step
   (:mod:`neurocode.validate.timing`); ``timing="grid"`` keeps Brian2's step times.
-* **spiking rank coding** (``task == "rank_coding"``, :class:`~neurocode.surrogate.rnn.
+* **spiking rank coding** (``task == "rank_coding"``, :class:`~neurocode.torch.classifiers.
   SpikingRCClassifier`): pixels spike once at ``step * dt`` (:mod:`neurocode.data.temporal`);
-  the torch reference is :class:`~neurocode.surrogate.runner.NetworkRunner` on the same spec;
+  the torch reference is :class:`~neurocode.torch.runner.NetworkRunner` on the same spec;
   the answer is the first output spike within ``steps`` steps, -1 if none.
 
 The torch prediction always comes from the spec as trained; variants and ``dt`` change only
@@ -97,7 +97,7 @@ class TTFSTask:
         """Per layer, first spike times (s, ``inf`` if silent) and the answers."""
         import torch
 
-        from neurocode.surrogate.ttfs import TTFSNetwork
+        from neurocode.torch.ttfs import TTFSNetwork
 
         net = TTFSNetwork.from_spec(spec).double()
         t_in = self.encode(x) / self.tau_s
@@ -166,7 +166,7 @@ class RCTask:
     def torch_reference(self, spec, x, batch=500):
         import torch
 
-        from neurocode.surrogate.runner import NetworkRunner
+        from neurocode.torch.runner import NetworkRunner
 
         runner = NetworkRunner(spec, dtype=torch.float64)
         steps = self.encode(x)
@@ -342,7 +342,7 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     from pathlib import Path
 
     from neurocode.io import write_json
-    from neurocode.network import NetworkSpec
+    from neurocode.spec import NetworkSpec
     from neurocode.validate.variants import parse_variant
 
     run_dir = Path(run_dir)

@@ -26,7 +26,7 @@ linear):
   step; ``on_pre`` adds the ramp they missed up to the step's end,
   ``v_post += w t_lag_pre / tau_post``. For this ``on_pre`` must read ``t_lag_pre`` before
   that step's incoming spikes change the presynaptic ``v`` and ``X``: the builder runs
-  projections from deeper populations first (:func:`~neurocode.sim.builder.build_network`).
+  projections from deeper populations first (:func:`~neurocode.brian.builder.build_network`).
 
 With inputs on the time grid, the Brian2 potentials on the grid then equal the closed form
 and spike times differ from it only where a population's spike arrives in the step of a

@@ -1,9 +1,9 @@
 """Biologically detailed variants of a trained network: transformations of its spec and cards.
 
-Each variant takes a :class:`~neurocode.network.NetworkSpec` and a *strength* and returns a
+Each variant takes a :class:`~neurocode.spec.NetworkSpec` and a *strength* and returns a
 new spec; variants combine by applying them in turn. Variants that change the dynamics
 rewrite the model card: the card's TOML is parsed, edited, written back as TOML text and
-loaded with :func:`neurocode.models.card_from_string`, so every card check (identifiers,
+loaded with :func:`neurocode.cards.card_from_string`, so every card check (identifiers,
 units) applies to the result and the new card's hash names it in the spec.
 
 =================  =========================================================  ============
@@ -42,8 +42,8 @@ from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from neurocode.errors import ModelCardError, NetworkSpecError
-from neurocode.models import card_from_string
-from neurocode.network import Population, Projection
+from neurocode.cards import card_from_string
+from neurocode.spec import Population, Projection
 from neurocode.units import dimension_name
 
 logger = logging.getLogger(__name__)

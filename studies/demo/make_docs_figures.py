@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from neurocode.figures.activity import isi_distribution, raster  # noqa: E402
 from neurocode.presets import default_network  # noqa: E402
-from neurocode.sim import simulate  # noqa: E402
+from neurocode.brian import simulate  # noqa: E402
 
 
 def main():

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from neurocode.figures.activity import isi_distribution, raster, rate_distribution  # noqa: E402
 from neurocode.io import write_json  # noqa: E402
 from neurocode.presets import default_network  # noqa: E402
-from neurocode.sim import simulate  # noqa: E402
+from neurocode.brian import simulate  # noqa: E402
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ decides) is trained with RC and with the loss at the last step on the tasks in `
 
 Jobs run on a Dask LocalCluster (at most 2 workers, one thread each). Every job trains in
 its own run folder under ``results/rank_coding/<preset>/`` through
-:func:`neurocode.train.fit` (checkpoints, resume), so a killed study resumes and a finished
+:func:`neurocode.training.loop.fit` (checkpoints, resume), so a killed study resumes and a finished
 run is read back. Writes
 
 * ``docs/figures/rank_coding_speed_accuracy.{png,csv}`` (all read-outs and the fronts),
@@ -95,7 +95,7 @@ def job(task, model, mode, theta, beta, s, root):
     """Train (or read back) one network; runs in a Dask worker."""
     import torch
 
-    from neurocode.cli.rank_coding import train_run
+    from neurocode.training.rank_coding import train_run
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO)
     return train_run(task, model, mode, theta, beta, s["epochs"], s["lr"], s["batch_size"], s["hidden"],

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from neurocode.io import write_json
-from neurocode.train import config_images, load_config
+from neurocode.training.ttfs import config_images, load_config
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """SSR study: sweep the regulariser strength gamma for none / M-SSR / F-SSR / membrane baseline.
 
-Each (regulariser, gamma) is one training run (``neurocode.train.train_ttfs``) executed by a
+Each (regulariser, gamma) is one training run (``neurocode.training.ttfs.train_ttfs``) executed by a
 Dask cluster: a ``LocalCluster`` by default, or an existing scheduler (``--scheduler
 tcp://host:8786``) to scale out. Runs resume from their checkpoints, so re-running the
 command after a kill only finishes what is missing.
@@ -45,7 +45,7 @@ def run_one(config, run_dir, overrides):
     """Train one run (in a Dask worker) and return its summary row."""
     import torch
 
-    from neurocode.train import train_ttfs
+    from neurocode.training.ttfs import train_ttfs
 
     torch.set_num_threads(1)
     history = train_ttfs(config, run_dir, progress=False, overrides=overrides)
@@ -90,14 +90,14 @@ def sweep(config, out, gammas, overrides=None, scheduler=None, workers=2):
 def figures(out, table, config, overrides=None):
     """Trade-off figure and one raster per regulariser (its strongest gamma)."""
     from neurocode.figures.ssr import raster_figure, tradeoff_figure
-    from neurocode.network import NetworkSpec
-    from neurocode.surrogate.ttfs import TTFSNetwork
-    from neurocode.train import _dataset, load_config
+    from neurocode.spec import NetworkSpec
+    from neurocode.torch.ttfs import TTFSNetwork
+    from neurocode.training.ttfs import config_dataset, load_config
 
     tradeoff_figure(table, out / "tradeoff")
     cfg = load_config(config, overrides)
     cfg["data"]["test_subset"] = 16
-    t, _ = _dataset(cfg, "test")
+    t, _ = config_dataset(cfg, "test")
     for reg in ("none", "m_ssr"):
         sub = table[table["regulariser"] == reg]
         if sub.empty:

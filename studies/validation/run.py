@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from neurocode.figures.validation import raster_pair, robustness_curves
-from neurocode.network import NetworkSpec
+from neurocode.spec import NetworkSpec
 from neurocode.validate.run import TTFSTask, _run_dataset, load_samples, task_for, validate_spec
 from neurocode.validate.present import present
 from neurocode.validate.variants import apply_variants

@@ -1,4 +1,4 @@
-"""A whole :class:`~neurocode.network.NetworkSpec` in torch, step by step as Brian2 runs it.
+"""A whole :class:`~neurocode.spec.NetworkSpec` in torch, step by step as Brian2 runs it.
 
 Within one time step ``n`` (``t = n*dt``) the runner follows Brian2's schedule:
 
@@ -25,7 +25,7 @@ gradients; see ``docs/torch-dynamics.md``).
 
 >>> import numpy as np, torch
 >>> from brian2 import nA
->>> from neurocode.network import NetworkSpec
+>>> from neurocode.spec import NetworkSpec
 >>> spec = NetworkSpec(dt=1e-4, seed=0)
 >>> spec.add_input("in", 2, indices=[0, 1], times=[0.0, 1e-3])
 >>> pop = spec.add_population("exc", "lif", 3)
@@ -48,9 +48,9 @@ import torch
 from brian2.utils.stringtools import get_identifiers
 
 from neurocode.errors import NetworkSpecError
-from neurocode.surrogate import surrogate as _surrogate
-from neurocode.surrogate.codegen import TranslationError, compile_block, make_namespace, parse_statements
-from neurocode.surrogate.dynamics import PopulationDynamics
+from neurocode.torch import surrogate as _surrogate
+from neurocode.torch.codegen import TranslationError, compile_block, make_namespace, parse_statements
+from neurocode.torch.dynamics import PopulationDynamics
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def synaptic_effects(card, dtype):
     or ``X_post -= f(w)`` with ``f`` depending on the weight only.
 
     >>> import torch
-    >>> from neurocode.models import load_card
+    >>> from neurocode.cards import load_card
     >>> [(v, s) for v, s, _ in synaptic_effects(load_card("coba_lif"), torch.float64)]
     [('g_e', 1.0), ('g_i', -1.0)]
     """
@@ -122,7 +122,7 @@ def synaptic_effects(card, dtype):
 
 
 def input_tensor(inp, steps, dt, dtype=torch.float32, device="cpu"):
-    """Spike tensor (steps, 1, n) of an :class:`~neurocode.network.InputPopulation`.
+    """Spike tensor (steps, 1, n) of an :class:`~neurocode.spec.InputPopulation`.
 
     A spike at time ``t`` falls in step ``int((t + 1e-3*dt)/dt)``, as in Brian2's
     ``SpikeGeneratorGroup``; spikes after the last step are dropped.

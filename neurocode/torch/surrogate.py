@@ -1,7 +1,7 @@
 """Spike functions: a Heaviside step forward, a surrogate derivative backward.
 
 The argument ``x`` is the *normalised* signed distance to threshold (see
-:mod:`neurocode.surrogate.dynamics`): ``x > 0`` means the threshold condition holds, and
+:mod:`neurocode.torch.dynamics`): ``x > 0`` means the threshold condition holds, and
 ``x = -1`` is the distance from the initial state to threshold. Every factory returns a
 :class:`SpikeFunction`, a callable ``spike_fn(x, cond=None)``: the forward pass is
 ``(x > 0)`` (or the exact boolean ``cond`` when given, so that ``>=`` and ``>`` thresholds

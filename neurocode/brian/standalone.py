@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from neurocode.errors import DeviceError, NetworkSpecError
-from neurocode.network import InputPopulation
-from neurocode.sim.builder import NEVER, as_quantity, build_network, collect, initial_values
-from neurocode.sim.devices import cache_root, check_device, device_context, gpu_present, structure_key
-from neurocode.sim.result import SimResult
+from neurocode.spec import InputPopulation
+from neurocode.brian.builder import NEVER, as_quantity, build_network, collect, initial_values
+from neurocode.brian.devices import cache_root, check_device, device_context, gpu_present, structure_key
+from neurocode.brian.result import SimResult
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,10 @@ class StandaloneSession:
     input_capacity : dict of str -> int, optional
         Spike slots per input (default :func:`default_capacity` of the spec's spikes).
     initial : dict, optional
-        Initial-value overrides per population (see :func:`~neurocode.sim.builder.build_network`).
+        Initial-value overrides per population (see :func:`~neurocode.brian.builder.build_network`).
     trial_period : float, optional
         Reset every population's state to its initial values every ``trial_period`` seconds
-        (trials concatenated in time; see :func:`~neurocode.sim.builder.build_network`).
+        (trials concatenated in time; see :func:`~neurocode.brian.builder.build_network`).
 
     Attributes
     ----------
@@ -87,7 +87,7 @@ class StandaloneSession:
         check_device(device)
         if device == "runtime":
             raise DeviceError("StandaloneSession needs device 'cpp_standalone' or 'cuda_standalone'; "
-                              "use neurocode.sim.simulate for the runtime device")
+                              "use neurocode.brian.simulate for the runtime device")
         self.spec, self.device, self.threads = spec, device, threads
         self.duration = float(duration / second) if hasattr(duration, "dim") else float(duration)
         if not self.duration > 0:

@@ -1,17 +1,17 @@
 """The Brian2 side: build a network from a NetworkSpec and run it on a device.
 
->>> from neurocode.sim import simulate, SimResult, StandaloneSession
+>>> from neurocode.brian import simulate, SimResult, StandaloneSession
 >>> sorted(DEVICES)
 ['cpp_standalone', 'cuda_standalone', 'runtime']
 
 See ``docs/simulate.md`` for devices, standalone re-runs and CUDA without a GPU.
 """
 
-from neurocode.sim.builder import BuiltNetwork, build_network
-from neurocode.sim.core import simulate
-from neurocode.sim.devices import DEVICES, device_context, gpu_present
-from neurocode.sim.result import SimResult
-from neurocode.sim.standalone import StandaloneSession
+from neurocode.brian.builder import BuiltNetwork, build_network
+from neurocode.brian.core import simulate
+from neurocode.brian.devices import DEVICES, device_context, gpu_present
+from neurocode.brian.result import SimResult
+from neurocode.brian.standalone import StandaloneSession
 
 __all__ = ["simulate", "SimResult", "StandaloneSession", "build_network", "BuiltNetwork", "DEVICES",
            "device_context", "gpu_present"]

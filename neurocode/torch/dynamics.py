@@ -3,7 +3,7 @@
 :class:`PopulationDynamics` asks Brian2's own state updater for the card's method
 (``exact``, ``euler``, ``rk2``, ``rk4``, ``exponential_euler``...) to produce abstract code
 for ``card.full_equations``, renders every statement to torch with
-:class:`~neurocode.surrogate.codegen.TorchNodeRenderer`, and does the same for the
+:class:`~neurocode.torch.codegen.TorchNodeRenderer`, and does the same for the
 threshold, reset and refractoriness. Nothing is written per model: a new card works as
 soon as its TOML file exists.
 
@@ -19,7 +19,7 @@ at rest and ``x = 0`` at threshold. In ``a >= b and c == 0`` the first ordering 
 on a state variable gives the distance; the other terms are a mask (no gradient).
 
 >>> import torch
->>> from neurocode.models import load_card
+>>> from neurocode.cards import load_card
 >>> card = load_card("lif")
 >>> dyn = PopulationDynamics(card, {"tau_m": [0.01, 0.02]}, dt=1e-4, dtype=torch.float64)
 >>> state = dyn.initial_state(batch=3)
@@ -47,12 +47,12 @@ from brian2.stateupdaters.base import StateUpdateMethod
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.utils.stringtools import get_identifiers
 
-from neurocode.models import ModelCard, base_variables, load_card
-from neurocode.surrogate import surrogate as _surrogate
+from neurocode.cards import ModelCard, base_variables, load_card
+from neurocode.torch import surrogate as _surrogate
 from brian2.core.functions import DEFAULT_CONSTANTS
 from brian2.core.namespace import DEFAULT_UNITS
 
-from neurocode.surrogate.codegen import (TranslationError, compile_block, fold_true, hoist_invariants,
+from neurocode.torch.codegen import (TranslationError, compile_block, fold_true, hoist_invariants,
                                          make_namespace, parse_statements)
 
 logger = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ import numpy as np
 from brian2 import Quantity
 
 from neurocode.errors import NetworkSpecError
-from neurocode.heterogeneity import Distribution
+from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
-from neurocode.models import ModelCard, card_from_string, load_card
+from neurocode.cards import ModelCard, card_from_string, load_card
 from neurocode.units import dimension_name, parse_quantity
 
 FORMAT_VERSION = 1

@@ -8,10 +8,10 @@ import time
 import numpy as np
 
 from neurocode.errors import NetworkSpecError
-from neurocode.sim.builder import build_network, check_record, collect
-from neurocode.sim.devices import check_device, connectivity_key, device_context, structure_key
-from neurocode.sim.result import SimResult
-from neurocode.sim.standalone import StandaloneSession, default_capacity
+from neurocode.brian.builder import build_network, check_record, collect
+from neurocode.brian.devices import check_device, connectivity_key, device_context, structure_key
+from neurocode.brian.result import SimResult
+from neurocode.brian.standalone import StandaloneSession, default_capacity
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def simulate(spec, duration, device="runtime", target="numpy", record=None, thre
 
     Examples
     --------
-    >>> from neurocode.network import NetworkSpec
+    >>> from neurocode.spec import NetworkSpec
     >>> spec = NetworkSpec(dt=1e-4)
     >>> _ = spec.add_population("n", "lif", 1, tau_m="10*ms")
     >>> spec.add_input("in", 1, indices=[0], times=[1e-3])

@@ -290,13 +290,13 @@ class TTFSNetwork(torch.nn.Module):
         return times
 
     def to_spec(self, tau_s=1e-3, dt=0.1e-3, seed=0, names=None):
-        """The trained network as a :class:`~neurocode.network.NetworkSpec` (SI units).
+        """The trained network as a :class:`~neurocode.spec.NetworkSpec` (SI units).
 
         Populations are ``hidden1 ... hiddenN`` and ``out`` of the ``ttfs`` card, fed by an
         input population ``in``; windows (seconds) and the silent-neuron rule go into
         ``metadata``.
         """
-        from neurocode.network import NetworkSpec, Projection
+        from neurocode.spec import NetworkSpec, Projection
 
         names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
         spec = NetworkSpec(dt=dt, seed=seed)

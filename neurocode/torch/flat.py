@@ -9,7 +9,7 @@ with ``surrogate.sigmoid`` the map itself is smooth. ``lastspike``, refractorine
 inputs are held fixed (no input, ``lastspike`` from the template state).
 
 >>> import torch
->>> from neurocode.surrogate.dynamics import PopulationDynamics
+>>> from neurocode.torch.dynamics import PopulationDynamics
 >>> dyn = PopulationDynamics("lif", n=4, dt=1e-4, dtype=torch.float64)
 >>> fmap = flat_map(dyn)
 >>> x = fmap.pack(dyn.initial_state(2))
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from neurocode.surrogate.dynamics import PopulationDynamics
+from neurocode.torch.dynamics import PopulationDynamics
 
 
 class FlatMap:

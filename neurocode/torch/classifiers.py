@@ -78,7 +78,7 @@ class SpikingRCClassifier(nn.Module):
 
     ``n_in`` inputs drive a recurrent hidden population (card ``hidden_card``, heterogeneous
     parameters sampled from the card, e.g. ``lif`` or ``alif``), which drives ``n_classes``
-    output neurons (card ``output_card``). Dynamics are :class:`~neurocode.surrogate.dynamics.
+    output neurons (card ``output_card``). Dynamics are :class:`~neurocode.torch.dynamics.
     PopulationDynamics` (Brian2's own state updater of each card); hidden spikes use the
     surrogate gradient. Within one step the Brian2 schedule is followed: state update,
     threshold, synaptic propagation (input ``x_t`` and this step's spikes, through the card's
@@ -113,9 +113,9 @@ class SpikingRCClassifier(nn.Module):
                  input_scale=6.0, rec_scale=2.0, out_scale=1.0, gain=5.0, input_encoding="spikes",
                  seed=0, spike_fn=None):
         super().__init__()
-        from neurocode.network import NetworkSpec
-        from neurocode.surrogate.dynamics import PopulationDynamics
-        from neurocode.surrogate.runner import synaptic_effects
+        from neurocode.spec import NetworkSpec
+        from neurocode.torch.dynamics import PopulationDynamics
+        from neurocode.torch.runner import synaptic_effects
         if input_encoding not in ("spikes", "current"):
             raise ValueError(f"input_encoding must be 'spikes' or 'current', got {input_encoding!r}")
         for name, value in (("n_in", n_in), ("n_classes", n_classes), ("hidden", hidden)):
@@ -204,14 +204,14 @@ class SpikingRCClassifier(nn.Module):
         return torch.stack(outs, 1)
 
     def to_spec(self, steps=None, theta=0.5, activation="sigmoid", **metadata):
-        """The trained network as a :class:`~neurocode.network.NetworkSpec` (weights in amps).
+        """The trained network as a :class:`~neurocode.spec.NetworkSpec` (weights in amps).
 
         ``spec.metadata`` records the input encoding, ``dt``, the number of steps and the
         decision rule, so a Brian2 run can reproduce the read-out.
         """
         import copy
 
-        from neurocode.network import Projection
+        from neurocode.spec import Projection
         spec = copy.copy(self._spec)
         spec.projections = []
         with torch.no_grad():

@@ -34,11 +34,11 @@ from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError
 from brian2.utils.stringtools import get_identifiers
 
 from neurocode.errors import ModelCardError
-from neurocode.heterogeneity import Distribution, DistributionError
+from neurocode.cards.heterogeneity import Distribution, DistributionError
 from neurocode.units import UnitParseError, dimension_name, parse_quantity
 
 #: Folder of the cards shipped with neurocode (``equations/`` at the repository root).
-CARD_DIR = Path(__file__).resolve().parent.parent / "equations"
+CARD_DIR = Path(__file__).resolve().parents[2] / "equations"
 
 TOP_KEYS = {"name", "description", "kind", "references", "neuron", "parameters",
             "heterogeneity", "synapse"}

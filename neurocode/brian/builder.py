@@ -1,4 +1,4 @@
-"""Build a ``brian2.Network`` from a :class:`~neurocode.network.NetworkSpec`.
+"""Build a ``brian2.Network`` from a :class:`~neurocode.spec.NetworkSpec`.
 
 Each population becomes a ``NeuronGroup`` of its card's ``full_equations`` (every card
 parameter a per-neuron constant, set from ``pop.params``), each input a
@@ -10,7 +10,7 @@ threshold did, before that step's incoming spikes change it. Every spiking group
 ``SpikeMonitor`` (which also records the card's ``spike_time`` variable, if it has one,
 and reports it as the spike time); requested state variables a
 ``StateMonitor``. Brian2's default schedule applies (state update, thresholds,
-synapses, resets). The builder must run inside :func:`neurocode.sim.devices.device_context`.
+synapses, resets). The builder must run inside :func:`neurocode.brian.devices.device_context`.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class BuiltNetwork:
 def source_depth(spec):
     """Length of the shortest path from an input to every input and population (0 if none).
 
-    >>> from neurocode.network import NetworkSpec
+    >>> from neurocode.spec import NetworkSpec
     >>> spec = NetworkSpec(dt=1e-4)
     >>> spec.add_input("in", 2)
     >>> for name in ("a", "b"):

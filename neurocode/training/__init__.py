@@ -1,0 +1,1 @@
+"""Training: one ``fit`` loop with checkpoints and exact resume, and the task modules."""

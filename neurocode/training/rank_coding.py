@@ -1,0 +1,217 @@
+"""Rank-coding training task: an LSTM or spiking classifier trained with rank coding (or the
+non-RC baseline) on a task, writing a run folder (config, metrics, speed-accuracy sweep,
+model weights; the spiking model's NetworkSpec).
+
+>>> sorted(TASKS)
+['fashion_mnist', 'keywords', 'mnist', 'noise', 'spotting']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurocode.io import atomic_path, write_json
+from neurocode.objectives.rank_coding import evaluate
+
+log = logging.getLogger(__name__)
+
+TASKS = ("spotting", "noise", "mnist", "fashion_mnist", "keywords")
+
+
+class _Tensors:
+    """Dense ``(x, y)`` tensors with the ``batch(idx)`` / ``compact()`` / ``expand()`` protocol."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return self.y.shape[0]
+
+    def batch(self, index):
+        index = torch.as_tensor(index, dtype=torch.long)
+        return self.x.index_select(0, index), self.y.index_select(0, index)
+
+    def compact(self):
+        """``(x, y)`` as stored: what :func:`neurocode.training.loop.fit` indexes."""
+        return self.x, self.y
+
+    @staticmethod
+    def expand(x):
+        """Dense float inputs ``[b, steps, features]`` from a stored batch."""
+        return x
+
+
+class _Temporal:
+    """Temporal images stored as one ``int8`` spike step per pixel; expanded per batch."""
+
+    def __init__(self, data):
+        self.data, self.steps = data, data.steps
+
+    def __len__(self):
+        return len(self.data)
+
+    def batch(self, index):
+        return self.data.batch(index)
+
+    def compact(self):
+        return self.data.times, self.data.labels
+
+    def expand(self, times):
+        t = times.long()
+        return (t[:, None, :] == torch.arange(self.steps)[None, :, None]).float()
+
+
+def load_task(task, seed=0, n_train=None, keywords_root=None):
+    """``(train, test, n_in, n_classes, info)`` for a task.
+
+    ``train`` and ``test`` have ``len``, ``batch(idx) -> (x, y)`` (dense inputs),
+    ``compact() -> (x, y)`` (the stored form) and ``expand(x)`` (stored -> dense).
+    """
+    if task == "spotting" or task == "noise":
+        from neurocode.data.toy import TASKS as TOY
+        n = n_train or 4000
+        tr, te = TOY[task](n, seed=seed), TOY[task](1000, seed=seed + 10_000)
+        return (_Tensors(*tr.tensors()), _Tensors(*te.tensors()), 1, 2,
+                {"encoding": "current", "steps": tr.x.shape[1]})
+    if task in ("mnist", "fashion_mnist"):
+        from neurocode.data.temporal import load_temporal
+        name = "mnist5k" if task == "mnist" else "fashion_mnist"
+        tr, te = load_temporal(name, "train"), load_temporal(name, "test")
+        if n_train:
+            keep = np.random.default_rng(seed).permutation(len(tr))[:n_train]
+            tr.times, tr.labels = tr.times[keep], tr.labels[keep]
+        return (_Temporal(tr), _Temporal(te), tr.n_inputs, 10,
+                {"encoding": "spikes", "steps": tr.steps, "dataset": name})
+    if task == "keywords":
+        from neurocode.data.keywords import load_keywords
+        tr, te = load_keywords("train", root=keywords_root), load_keywords("test", root=keywords_root)
+        mean, std = tr.x.mean((0, 1)), tr.x.std((0, 1)) + 1e-6
+        xtr, xte = (torch.from_numpy((d.x - mean) / std) for d in (tr, te))
+        return (_Tensors(xtr, torch.from_numpy(tr.y)), _Tensors(xte, torch.from_numpy(te.y)),
+                tr.x.shape[2], len(tr.words), {"encoding": "current", "steps": tr.x.shape[1]})
+    raise ValueError(f"unknown task '{task}'; choose from {TASKS}")
+
+
+def batches(data, batch_size, shuffle=False, generator=None):
+    """Yield ``(x, y)`` batches of ``data`` (anything with ``len`` and ``batch(idx)``)."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for k in range(0, n, batch_size):
+        yield data.batch(order[k:k + batch_size])
+
+
+def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0):
+    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``)."""
+    from neurocode.torch.classifiers import LSTMClassifier, SpikingRCClassifier
+    torch.manual_seed(seed)
+    if kind == "lstm":
+        return LSTMClassifier(n_in, n_classes, hidden, input_dropout=input_dropout)
+    if kind == "spiking":
+        scale = 6.0 if encoding == "spikes" else 15.0
+        return SpikingRCClassifier(n_in, n_classes, hidden, dt=dt, hidden_card=card,
+                                   input_encoding=encoding, input_scale=scale, seed=seed)
+    raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
+
+
+def _config_matches(path, config):
+    """Whether the run folder's ``config.json`` describes ``config`` (``epochs`` may grow)."""
+    old = {k: v for k, v in json.loads(Path(path).read_text()).items() if k != "epochs"}
+    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k != "epochs"}
+    return old == new
+
+
+def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
+              batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
+              activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
+              input_dropout=0.0):
+    """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
+
+    The run folder ``out`` (a temporary folder if ``None``) holds ``config.json``, the
+    trainer's ``checkpoint.pt`` and per-epoch ``metrics.json|csv`` (test early-exit accuracy
+    and mean decision step after every epoch, wall time per epoch), and at the end
+    ``summary.json`` (the returned dict), ``model.pt`` and, for the spiking model, ``spec.npz``.
+    A killed run resumes from its checkpoint; a finished one is read back without training
+    (``epochs`` may be raised to continue it).
+
+    ``thetas``: extra read-out thresholds for the speed-accuracy curve of the trained network.
+    The spiking model decides at its first output spike (``theta`` 0.5 in training and
+    read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``mean_decision_step`` (0-based), ``steps_saved_frac``,
+        ``epoch_seconds`` (mean training wall time per epoch), ``history`` and ``curve``
+        (one early-exit evaluation per read-out threshold), plus the configuration.
+    """
+    import tempfile
+
+    from neurocode.objectives.rank_coding import last_step_loss, rank_coding_loss
+    from neurocode.training.loop import fit, load_checkpoint
+
+    if mode not in ("rc", "full"):
+        raise ValueError(f"mode must be 'rc' or 'full', got {mode!r}")
+    if model == "spiking":
+        theta, thetas = 0.5, None
+    config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
+              "epochs": epochs, "lr": lr, "batch_size": batch_size, "hidden": hidden,
+              "seed": seed, "n_train": n_train, "activation": activation,
+              "card": card if model == "spiking" else None}
+    if model == "lstm" and input_dropout:
+        config["input_dropout"] = input_dropout
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
+        out = tmp.name
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.json").is_file() and not _config_matches(out / "config.json", config):
+        raise ValueError(f"{out} holds a run with a different config; use another folder or resume=False")
+    write_json(out / "config.json", config)
+    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
+    net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
+                      input_dropout=input_dropout if model == "lstm" else 0.0)
+    opt = torch.optim.Adam(net.parameters(), lr)
+    objective = rank_coding_loss if mode == "rc" else last_step_loss
+
+    def loss_fn(m, xb, yb):
+        res = objective(m, tr.expand(xb), yb, theta=theta, beta=beta, activation=activation)
+        return res.loss, {"accuracy": float((res.prediction == yb).float().mean()),
+                          "steps_computed_frac": res.steps_computed / res.steps_total}
+
+    def eval_fn(m):
+        return evaluate(m, batches(te, 500), theta=theta, activation=activation)
+
+    history = fit(net, loss_fn, tr.compact(), eval_fn, out, epochs, opt, seed=seed,
+                  batch_size=batch_size, resume=resume, checkpoint_every=50, progress=progress)
+    if len(history) < epochs:    # stopped early (stop_after_steps is not used here)
+        raise RuntimeError(f"training in {out} stopped after {len(history)} of {epochs} epochs")
+    if (out / "checkpoint.pt").is_file():
+        load_checkpoint(out / "checkpoint.pt", net)
+    curve = []
+    for th in sorted(set([theta] + list(thetas or []))):
+        ev = evaluate(net, batches(te, 500), theta=th, activation=activation)
+        curve.append({"theta": th, **ev})
+    main = next(c for c in curve if c["theta"] == theta)
+    metrics = {**config, "steps": info["steps"],
+               "accuracy": main["accuracy"], "mean_decision_step": main["mean_decision_step"],
+               "steps_saved_frac": main["steps_saved_frac"],
+               "epoch_seconds": float(np.mean([h["wall_s"] for h in history[:epochs]])),
+               "history": history[:epochs], "curve": curve}
+    write_json(out / "summary.json", metrics)
+    with atomic_path(out / "model.pt") as path:
+        torch.save(net.state_dict(), path)
+    if model == "spiking":
+        net.to_spec(steps=info["steps"], theta=theta, task=task, dataset=info.get("dataset", task),
+                    mode=mode, epochs=epochs, seed=seed,
+                    torch_test={"accuracy": main["accuracy"], "n": main["n"],
+                                "mean_decision_step": main["mean_decision_step"] + 1}).save(out / "spec.npz")
+    if tmp is not None:
+        tmp.cleanup()
+    return metrics
+
