@@ -31,17 +31,25 @@ from neurocode.io import atomic_path
 from neurocode.cards import ModelCard, card_from_string, load_card
 from neurocode.units import dimension_name, parse_quantity
 
-FORMAT_VERSION = 1
+#: Version 2 adds per-neuron initial values; version 1 files are still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
 class Population:
-    """Neurons sharing one model card; ``params`` maps each card parameter to SI values (size,)."""
+    """Neurons sharing one model card.
+
+    ``params`` maps each card parameter to SI values (size,); ``initial`` maps state
+    variables to per-neuron initial values (SI, (size,)) that both engines start from
+    (variables not in it start from the card's ``[neuron.initial]``, or 0).
+    """
 
     name: str
     card: ModelCard
     size: int
     params: dict
+    initial: dict = field(default_factory=dict)
 
     def __post_init__(self):
         missing = set(self.card.defaults) - set(self.params)
@@ -56,6 +64,18 @@ class Population:
                 raise NetworkSpecError(f"population '{self.name}': parameter '{key}' has shape "
                                        f"{value.shape}, expected ({self.size},)")
             self.params[key] = value
+        state_vars = set(self.card.equations.diff_eq_names) | {
+            name for name in self.card.equations.names if name not in self.card.defaults
+            and name not in self.card.equations.subexpr_names}
+        for key, value in self.initial.items():
+            if key not in state_vars:
+                raise NetworkSpecError(f"population '{self.name}': initial value for '{key}', which is not a "
+                                       f"state variable of card '{self.card.name}' ({sorted(state_vars)})")
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != (self.size,):
+                raise NetworkSpecError(f"population '{self.name}': initial value of '{key}' has shape "
+                                       f"{value.shape}, expected ({self.size},)")
+            self.initial[key] = value
 
     @classmethod
     def sample(cls, name, card, size, rng=None, **overrides):
@@ -262,8 +282,11 @@ class NetworkSpec:
             header["populations"].append({
                 "name": pop.name, "card": pop.card.name, "size": pop.size,
                 "units": {k: dimension_name(v.dim) for k, v in pop.card.defaults.items()}})
+            header["populations"][-1]["initial"] = sorted(pop.initial)
             for key, value in pop.params.items():
                 arrays[f"pop/{pop.name}/{key}"] = value
+            for key, value in pop.initial.items():
+                arrays[f"init/{pop.name}/{key}"] = value
         for inp in self.inputs.values():
             header["inputs"].append({"name": inp.name, "size": inp.size})
             arrays[f"input/{inp.name}/indices"] = inp.indices
@@ -292,9 +315,9 @@ class NetworkSpec:
         except Exception as exc:
             raise NetworkSpecError(f"{path} is not a NetworkSpec file: {exc}") from None
         version = header.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise NetworkSpecError(f"{path}: format version {version} is not supported "
-                                   f"(this neurocode reads version {FORMAT_VERSION})")
+                                   f"(this neurocode reads versions {list(READABLE_VERSIONS)})")
         spec = cls(dt=header["dt"], seed=header["seed"], metadata=header["metadata"])
         cards = {name: card_from_string(c["text"], name=name, source=f"{path}:{name}")
                  for name, c in header["cards"].items()}
@@ -305,7 +328,8 @@ class NetworkSpec:
                 raise NetworkSpecError(f"{path}: population '{entry['name']}' has units {entry['units']} "
                                        f"but its card says {units}")
             params = {k: data[f"pop/{entry['name']}/{k}"] for k in card.defaults}
-            spec.populations[entry["name"]] = Population(entry["name"], card, entry["size"], params)
+            initial = {k: data[f"init/{entry['name']}/{k}"] for k in entry.get("initial", [])}
+            spec.populations[entry["name"]] = Population(entry["name"], card, entry["size"], params, initial)
         for entry in header["inputs"]:
             spec.inputs[entry["name"]] = InputPopulation(
                 entry["name"], entry["size"], data[f"input/{entry['name']}/indices"],

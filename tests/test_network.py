@@ -98,7 +98,7 @@ def test_load_rejects_other_version(tmp_path):
     header["format_version"] = FORMAT_VERSION + 1
     data["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     np.savez(tmp_path / "future.npz", **data)
-    with pytest.raises(NetworkSpecError, match="format version 2 is not supported"):
+    with pytest.raises(NetworkSpecError, match=f"format version {FORMAT_VERSION + 1} is not supported"):
         NetworkSpec.load(tmp_path / "future.npz")
 
 

@@ -154,3 +154,64 @@ def test_rate_card_lorenz_matches_brian2():
         np.testing.assert_allclose(out.states["l"][var][:, 0].numpy(), res.states["l"][var], rtol=1e-9, atol=1e-9)
     # and the chaotic attractor is reached (|x| of order 10)
     assert np.abs(res.states["l"]["x"]).max() > 5
+
+
+BRUNEL = """
+description = "Brunel (2000) model A: delta synapses onto a membrane clamped while refractory"
+[neuron]
+equations = "dv/dt = -v/tau : volt (unless refractory)"
+threshold = "v > theta"
+reset = "v = V_r"
+refractory = "t_ref"
+method = "exact"
+[parameters]
+tau = "20*ms"
+theta = "20*mV"
+V_r = "10*mV"
+t_ref = "2*ms"
+[synapse]
+model = "w : volt"
+on_pre = "v_post += w"
+"""
+
+
+def test_synaptic_writes_to_an_unless_refractory_variable_wait_for_the_refractory_period():
+    """Brian2 drops an on_pre write to ``v (unless refractory)`` while the target is refractory."""
+    spec = NetworkSpec(dt=DT, seed=0)
+    # 1.0 ms: a 25 mV kick makes it fire at 1.1 ms; 1.5 ms: a kick inside the 2 ms refractory
+    # period (dropped); 3.5 ms: a kick after it (applied)
+    spec.add_input("in", 1, indices=[0, 0, 0], times=[1.0e-3, 1.5e-3, 3.5e-3])
+    spec.add_population("pop", card_from_string(BRUNEL, name="brunel"), 1)
+    spec.connect("in", "pop", weight=25 * mV)
+    spec.connect("in", "pop", weight=1 * mV, name="small")
+    record = {"pop": ["v"]}
+    res = simulate(spec, 5e-3, device="runtime", target="numpy", record=record, progress=False)
+    out = torch_run(spec, record, steps=50)
+    v_brian, v_torch = res.states["pop"]["v"][:, 0], out.states["pop"]["v"][:, 0, 0].numpy()
+    assert v_brian[16] == pytest.approx(10e-3)           # the 1.5 ms kick was dropped ...
+    assert v_brian[36] > 25e-3                            # ... the 3.5 ms one was not
+    np.testing.assert_allclose(v_torch, v_brian, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_brunel_network_with_15_step_delays_matches_brian2():
+    """400 neurons, 80 % excitatory, 1.5 ms delays (15 steps), external Poisson drive: 1 s."""
+    card = card_from_string(BRUNEL, name="brunel")
+    spec = NetworkSpec(dt=DT, seed=11)
+    rng = np.random.default_rng(11)
+    n, n_exc, n_ext, rate = 400, 320, 400, 30.0
+    n_spikes = rng.poisson(rate * n_ext * DURATION)
+    keys = np.unique(np.stack([rng.integers(0, STEPS, n_spikes), rng.integers(0, n_ext, n_spikes)]), axis=1)
+    spec.add_input("ext", n_ext, indices=keys[1], times=keys[0] * DT + 0.3 * DT)
+    spec.add_population("pop", card, n)
+    spec.connect("ext", "pop", p=0.1, weight=0.9 * mV)
+    for name, rows, w in (("exc", slice(0, n_exc), 0.2 * mV), ("inh", slice(n_exc, n), -1.0 * mV)):
+        proj = spec.connect("pop", "pop", p=0.1, weight=w, delay=1.5 * ms, name=name)
+        keep = (proj.i >= rows.start) & (proj.i < rows.stop)
+        for key in ("i", "j", "weights", "delays"):
+            setattr(proj, key, getattr(proj, key)[keep])
+    record = {"pop": ["v"]}
+    res = simulate(spec, DURATION, device="runtime", target="numpy", record=record, progress=False)
+    out = torch_run(spec, record)
+    compare(spec, record, res, out)
+    assert res.spikes["pop"][0].size > 2000              # a network that fires, not a quiet one

@@ -170,11 +170,15 @@ class PopulationDynamics(torch.nn.Module):
     n : int, optional
         Number of neurons when every parameter is a scalar.
     generator : torch.Generator, optional
-        Random source for stochastic terms (``xi``).
+        Random source for stochastic terms (``xi``) and random initial values.
+    initial : dict of str -> array-like, optional
+        Per-neuron initial values (SI, shape ``(n,)`` or scalar) of state variables, as a
+        :class:`~neurocode.spec.Population` stores them; variables not given take the card's
+        ``[neuron.initial]`` (0 where it has none).
     """
 
     def __init__(self, card, params=None, dt=1e-4, spike_fn=None, detach_reset=False,
-                 dtype=torch.float32, device="cpu", n=None, generator=None):
+                 dtype=torch.float32, device="cpu", n=None, generator=None, initial=None):
         super().__init__()
         card = card if isinstance(card, ModelCard) else load_card(card)
         self.card, self.dt, self.dtype = card, float(dt), dtype
@@ -202,6 +206,7 @@ class PopulationDynamics(torch.nn.Module):
         init = [(name, "=", expr) for name, expr in card.initial.items()]
         self._initial_fn, _ = compile_block("initial", init, list(card.defaults) + ["i"],
                                             list(card.initial), ns, f"card '{card.name}' [neuron.initial]")
+        self._init_given(initial or {})
         if self.spiking:
             self._init_scale()
         self._random = self.stochastic
@@ -228,6 +233,16 @@ class PopulationDynamics(torch.nn.Module):
             self.register_buffer(f"param_{name}", value)
         self.register_buffer("index", torch.arange(size, dtype=self.dtype))
         return size
+
+    def _init_given(self, initial):
+        unknown = set(initial) - set(self.state_names)
+        if unknown:
+            raise ValueError(f"card '{self.card.name}': initial values for {sorted(unknown)}, which are not "
+                             f"state variables ({self.state_names})")
+        self._initial_names = sorted(initial)
+        for name in self._initial_names:
+            value = np.broadcast_to(np.asarray(initial[name], dtype=np.float64), (self.n,)).copy()
+            self.register_buffer(f"initial_{name}", torch.as_tensor(value, dtype=self.dtype))
 
     def param_tensor(self, name):
         """The per-neuron tensor (n,) of parameter ``name`` (SI units)."""
@@ -284,12 +299,14 @@ class PopulationDynamics(torch.nn.Module):
 
     def _build_refractory(self, card):
         self.refractory_kind = None
+        self.static_refractory = False
         if not card.refractory:
             return
         eqs = add_refractoriness(card.full_equations)
         variables = brian_variables(eqs, self.dt)
         dim = parse_expression_dimensions(card.refractory, variables)
-        self._ref_static = get_identifiers(card.refractory) <= (set(card.defaults) | set(DEFAULT_UNITS))
+        #: True when the refractory period depends on parameters only (computed once per forward)
+        self.static_refractory = get_identifiers(card.refractory) <= (set(card.defaults) | set(DEFAULT_UNITS))
         if dim is second.dim:
             self.refractory_kind = "time"
             stmts = [("_nc_ref", "=", card.refractory)]
@@ -368,12 +385,12 @@ class PopulationDynamics(torch.nn.Module):
         """
         if self.refractory_kind != "time":
             return None
-        ref_steps = self.__dict__.get("_ref_steps") if self._ref_static else None
+        ref_steps = self.__dict__.get("_ref_steps") if self.static_refractory else None
         if ref_steps is None:
             ref = self._ref_fn(**self._env(state, t, None))["_nc_ref"]
             ref_steps = torch.trunc((torch.as_tensor(ref, dtype=torch.float64) + 1e-3 * self.dt) / self.dt)
             ref_steps = ref_steps.to(state["lastspike"].device)
-            if self._ref_static:
+            if self.static_refractory:
                 self.__dict__["_ref_steps"] = ref_steps
         return ref_steps
 
@@ -388,7 +405,9 @@ class PopulationDynamics(torch.nn.Module):
         Values come from the card's ``[neuron.initial]`` (0 where not given).
         """
         device = self.index.device
+        self._shape = (self.n,)            # rand()/randn() in an initial value: one draw per neuron
         values = self._initial_fn(**self.params, i=self.index)
+        values.update({name: getattr(self, f"initial_{name}") for name in self._initial_names})
         state = {}
         for name in self.state_names:
             value = values.get(name, 0.0)
@@ -459,6 +478,31 @@ class PopulationDynamics(torch.nn.Module):
         if self.refractory_kind == "condition":
             new["not_refractory"] = state["not_refractory"] & ~cond
         return spikes, cond, new
+
+    def writable(self, state, not_refractory, cond=None):
+        """Where synaptic writes to ``(unless refractory)`` variables take effect (bool (batch, n)).
+
+        Brian2 makes every write to such a variable but the reset conditional on
+        ``not_refractory``, which the threshold has just cleared for neurons spiking now.
+        None when the card has no such variable (every write takes effect).
+        """
+        if not self.frozen or not_refractory is None:
+            return None
+        if self.refractory_kind == "condition":
+            return state["not_refractory"]
+        return not_refractory if cond is None else not_refractory & ~cond
+
+    def threshold_distance(self, state, t, not_refractory=None):
+        """Normalised distance (batch, n) to threshold: 0 at threshold, -1 at the initial state.
+
+        Refractory neurons (``not_refractory`` False), which cannot fire, are held at most
+        at -1e-3.
+        """
+        out = self._threshold_fn(**self._env(state, t, not_refractory))
+        dist = (out["_nc_dist"] / self.threshold_scale).expand(state[self.state_names[0]].shape)
+        if not_refractory is not None:
+            dist = torch.where(not_refractory, dist, torch.clamp(dist, max=-1e-3))
+        return dist
 
     def reset(self, state, spikes, cond, t=0.0):
         """Apply the card's reset statements to the neurons where ``cond`` holds."""

@@ -10,6 +10,10 @@ Within one time step ``n`` (``t = n*dt``) the runner follows Brian2's schedule:
 4. reset of every population (``resets``) - a reset overrides synaptic input to the same
    variable in the same step, as in Brian2.
 
+Brian2's rule for ``(unless refractory)`` variables holds for every write but the reset:
+a synaptic increment to such a variable (``on_pre`` or a delayed effect arriving) is dropped
+for a neuron that is refractory in that step, including one that has just spiked.
+
 States are recorded at the start of each step (before the update), like Brian2's
 ``StateMonitor``. Synaptic ``on_pre`` code is generated from the card: each statement must
 read ``X_post += f(w)`` or ``X_post -= f(w)``; ``f`` is evaluated on the weight vector once
@@ -19,8 +23,20 @@ Without gradients, large projections propagate event-driven from a padded per-so
 (only the synapses of sources that spiked). Input spike times are binned as Brian2's
 ``SpikeGeneratorGroup`` does: step ``int((t + 1e-3*dt)/dt)``.
 
-One step is :meth:`NetworkRunner._step`, a pure function of its arguments;
-``NetworkRunner(spec, compile=True)`` runs it through ``torch.compile`` (runs without
+This is the one torch engine: classifiers, Lyapunov maps and reservoirs are built on its
+public step API (``docs/torch-dynamics.md``, "The engine API"):
+
+* :meth:`NetworkRunner.prepare` - per-forward constants (synaptic operators from the current
+  weights, loop-invariant parts of the neuron updates, refractory periods);
+* :meth:`NetworkRunner.initial_state` and :meth:`NetworkRunner.initial_pending` - the state
+  and the synaptic ring buffers (effects still in flight along delays);
+* :meth:`NetworkRunner.step` - one time step, a pure function of its arguments, composed of
+  the four phases :meth:`~NetworkRunner.update`, :meth:`~NetworkRunner.threshold`,
+  :meth:`~NetworkRunner.propagate` and :meth:`~NetworkRunner.reset`;
+* :meth:`NetworkRunner.threshold_distance` - a population's normalised distance to threshold
+  (0 at threshold, -1 at rest), the read-out of rank-coding classifiers.
+
+``NetworkRunner(spec, compile=True)`` runs the step through ``torch.compile`` (runs without
 gradients; see ``docs/torch-dynamics.md``).
 
 >>> import numpy as np, torch
@@ -65,6 +81,16 @@ EVENT_CAPACITY_FRACTION = 1 / 128
 EVENT_CAPACITY_MIN = 8
 #: Steps per chunk for which the effects of input spikes are computed at once.
 INPUT_CHUNK = 256
+#: Ways spikes reach their targets (see :class:`NetworkRunner`).
+PROPAGATION = ("auto", "matrix", "events")
+
+
+def _batch_of(state):
+    """The batch size of a state dict pop -> var -> (batch, n)."""
+    for variables in state.values():
+        for value in variables.values():
+            return value.shape[0]
+    raise NetworkSpecError("the network has no population state to step")
 
 
 def _next_capacity(count):
@@ -172,8 +198,17 @@ class NetworkRunner(torch.nn.Module):
     device : str or torch.device
     sparse : {"auto", True, False}
         Sparse (per-synapse gather and ``index_add``) or dense weight matrices when gradients
-        are needed; ``"auto"`` picks sparse below 10 % connectivity. Without gradients, large
-        projections propagate event-driven.
+        are needed; ``"auto"`` picks sparse below 10 % connectivity.
+    propagation : {"auto", "matrix", "events"}
+        How spikes reach their targets. ``"matrix"``: a (dense or sparse) matrix product per
+        step, always (needed for tangent propagation, whose spike tensors carry derivatives
+        where no spike happened). ``"events"``: only the synapses of sources that spiked
+        (event-driven; runs without gradients). ``"auto"``: event-driven without gradients for
+        projections above :data:`EVENT_DRIVEN_MIN` pairs, otherwise matrices.
+    weight_unit : float
+        Trainable weights are stored as multiples of this SI value (e.g. ``1e-9`` for weights in
+        amp trained as nA), so optimisers see numbers of order one; the effective weight is
+        ``parameter * weight_unit``.
     generator : torch.Generator, optional
         Random source for stochastic equations.
     compile : bool
@@ -190,19 +225,25 @@ class NetworkRunner(torch.nn.Module):
     """
 
     def __init__(self, spec, spike_fn=None, detach_reset=False, dtype=torch.float32, device="cpu",
-                 sparse="auto", generator=None, compile=False, compile_options=None, compile_steps=1):
+                 sparse="auto", propagation="auto", weight_unit=1.0, generator=None, compile=False,
+                 compile_options=None, compile_steps=1):
         super().__init__()
+        if propagation not in PROPAGATION:
+            raise ValueError(f"propagation must be one of {PROPAGATION}, got {propagation!r}")
+        if not (np.isfinite(weight_unit) and weight_unit > 0):
+            raise ValueError(f"weight_unit must be a finite number > 0, got {weight_unit}")
         self.compile = bool(compile)
         self.compile_steps = int(compile_steps)
         if self.compile_steps < 1:
             raise ValueError(f"compile_steps must be >= 1, got {compile_steps}")
         self._compile_options = dict(compile_options or {})
         self.spec, self.dt, self.dtype = spec, float(spec.dt), dtype
+        self.propagation, self.weight_unit = propagation, float(weight_unit)
         self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
         self.dynamics = torch.nn.ModuleDict({
             self._key(name): PopulationDynamics(pop.card, pop.params, self.dt, spike_fn=self.spike_fn,
                                                 detach_reset=detach_reset, dtype=dtype, device=device,
-                                                generator=generator)
+                                                generator=generator, initial=pop.initial)
             for name, pop in spec.populations.items()})
         self.weights = torch.nn.ParameterDict()
         self.projections = []
@@ -224,8 +265,8 @@ class NetworkRunner(torch.nn.Module):
                                            f"state variable of the target ({names})")
             self.projections.append(_Projection(proj, spec.size(proj.source), spec.size(proj.target),
                                                 effects[target.card.name], self.dt, device, sparse))
-            self.weights[self._key(proj.name)] = torch.nn.Parameter(
-                torch.tensor(proj.weights, dtype=dtype, device=device))  # a copy: the spec stays as given
+            self.weights[self._key(proj.name)] = torch.nn.Parameter(  # a copy: the spec stays as given
+                torch.tensor(proj.weights / self.weight_unit, dtype=dtype, device=device))
         self.device = torch.device(device)
 
     @staticmethod
@@ -237,15 +278,20 @@ class NetworkRunner(torch.nn.Module):
         """Population name -> :class:`PopulationDynamics`."""
         return {name: self.dynamics[self._key(name)] for name in self.spec.populations}
 
+    def weight(self, name):
+        """Effective weights (SI, one per synapse) of projection ``name``; carries gradients."""
+        w = self.weights[self._key(name)]
+        return w if self.weight_unit == 1.0 else w * self.weight_unit
+
     # -- synapses ----------------------------------------------------------------------------
-    def _matrices(self, skip=None):
+    def _matrices(self, skip):
         """Per projection, per effect, per delay group: a (n_tgt, n_src) operator for ``W @ s``."""
         ops = []
-        for proj, skipped in zip(self.projections, skip or [False] * len(self.projections)):
+        for proj, skipped in zip(self.projections, skip):
             if skipped:
                 ops.append(None)
                 continue
-            w = self.weights[self._key(proj.name)]
+            w = self.weight(proj.name)
             per_effect = []
             for var, sign, fn in proj.effects:
                 eff = sign * torch.as_tensor(fn(w), dtype=self.dtype, device=w.device).expand_as(w)
@@ -273,14 +319,15 @@ class NetworkRunner(torch.nn.Module):
         Returns ``(columns (n_src, width), values (n_src, width), channels)`` with
         ``channels[c] = (var, delay steps)``.
         """
-        w = self.weights[self._key(proj.name)]
-        key = (w._version, w.data_ptr(), self.dtype, w.device)
+        param = self.weights[self._key(proj.name)]
+        key = (param._version, param.data_ptr(), self.dtype, param.device, self.weight_unit)
         cached = proj.__dict__.get("_table")
         if cached is not None and cached[0] == key:
             return cached[1]
         width, n_eff = proj.n_tgt + 1, len(proj.effects)
         srcs, cols, vals, channels = [], [], [], []
         with torch.no_grad():
+            w = self.weight(proj.name)
             effects = [sign * torch.as_tensor(fn(w), dtype=self.dtype, device=w.device).expand(proj.i.shape)
                        for _, sign, fn in proj.effects]
             for g, (d, idx) in enumerate(proj.groups):
@@ -332,36 +379,99 @@ class NetworkRunner(torch.nn.Module):
         out = out.index_add_(0, pos.reshape(-1), contrib.reshape(-1))
         return out.view(rows, len(channels), n_tgt + 1)[:batch, :, :n_tgt]
 
-    def _step(self, state, pending, t, drive, ctx, capacity=None, effects=None):
-        """One time step in Brian2's order; a pure function of its arguments.
+    # -- the engine API ----------------------------------------------------------------------
+    def initial_state(self, batch=1):
+        """Initial state of every population: dict pop -> dict var -> (batch, n)."""
+        return {name: dyn.initial_state(batch) for name, dyn in self.populations.items()}
 
-        ``state``: pop -> var -> (batch, n); ``pending``: (pop, var) -> list of ring-buffer
-        slots (slot ``d`` reaches the target ``d`` steps from now); ``t``: time (s, a float
-        or a 0-d float64 tensor); ``drive``: input name -> (batch or 1, n_in) spikes of this
-        step; ``ctx``: what is constant during a forward pass (constants, refractory steps,
-        synaptic operators, event tables); ``capacity``: per projection, the number of
-        spiking sources an event-driven projection handles (None: all, eagerly);
-        ``effects``: projection index -> (batch, channels, n_tgt) effects of this step
-        computed beforehand (event-driven projections from inputs, whose spikes are known).
+    def initial_pending(self, batch=1):
+        """Empty synaptic ring buffers: (pop, var) -> list of (batch, n) slots.
 
-        Returns ``(state, pending, spikes, counts)``; ``counts`` (a tensor of spiking
-        sources per event-driven projection) only when ``capacity`` is given.
+        Slot ``d`` holds what reaches the target ``d`` steps from now; one slot per step of the
+        longest delay onto that variable, plus one.
         """
+        depth = {}
+        for proj in self.projections:
+            for var, _, _ in proj.effects:
+                key = (proj.target, var)
+                depth[key] = max(depth.get(key, 0), proj.max_delay + 1)
+        return {key: [torch.zeros(batch, self.spec.size(key[0]), dtype=self.dtype, device=self.device)
+                      for _ in range(d)] for key, d in depth.items()}
+
+    def prepare(self, state=None, t0=0.0, grad=None):
+        """Per-forward constants of :meth:`step` for the current weights and parameters.
+
+        Parameters
+        ----------
+        state : dict, optional
+            The start state (only for refractory periods that depend on it).
+        t0 : float
+            Time (s) of the first step.
+        grad : bool, optional
+            Whether gradients will flow (default: grad mode is on and a weight requires
+            grad); without gradients large projections propagate event-driven.
+
+        Returns
+        -------
+        dict
+            ``ops`` (matrix operators), ``tables`` (event tables), ``constants`` and
+            ``ref_steps`` per population; rebuild it after the weights change.
+        """
+        if grad is None:
+            grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        event = [self.propagation == "events" or (self.propagation == "auto" and not grad
+                                                  and p.n_src * p.n_tgt > EVENT_DRIVEN_MIN)
+                 for p in self.projections]
         populations = self.populations
-        state, spikes, conds, nrs = dict(state), {}, {}, {}
-        for name, dyn in populations.items():
+        state = self.initial_state(1) if state is None else state
+        return {"ops": self._matrices(event),
+                "tables": [self._event_table(p) if e else None for p, e in zip(self.projections, event)],
+                "constants": {name: dyn.constants() for name, dyn in populations.items()},
+                "ref_steps": {name: dyn.refractory_steps(state[name], t0) if dyn.static_refractory else None
+                              for name, dyn in populations.items()}}
+
+    def update(self, state, t, ctx):
+        """Phase 1, Brian2's ``groups`` slot: every population's state update.
+
+        Returns ``(state, not_refractory)``; ``not_refractory[pop]`` is a bool (batch, n) or None.
+        """
+        state, nrs = dict(state), {}
+        for name, dyn in self.populations.items():
             state[name], nrs[name] = dyn.update(state[name], t, ctx["constants"][name], ctx["ref_steps"][name])
-        for name, dyn in populations.items():
+        return state, nrs
+
+    def threshold(self, state, t, not_refractory):
+        """Phase 2, Brian2's ``thresholds`` slot: spikes of every spiking population.
+
+        Returns ``(state, spikes, conditions, writable)``: ``spikes[pop]`` (batch, n) through
+        the surrogate, ``conditions[pop]`` the exact bool spikes, and ``writable[pop]``
+        where synaptic writes to ``(unless refractory)`` variables take effect in this step
+        (not refractory and not spiking now; None when the card has no such variable).
+        """
+        state, spikes, conds, writable = dict(state), {}, {}, {}
+        for name, dyn in self.populations.items():
             if dyn.spiking:
-                spikes[name], conds[name], state[name] = dyn.threshold(state[name], t, nrs[name])
-        emitted = dict(spikes)
-        batch = ctx["batch"]
-        for name, x in drive.items():
-            spikes[name] = x.expand(batch, -1) if x.shape[0] == 1 else x
+                spikes[name], conds[name], state[name] = dyn.threshold(state[name], t, not_refractory[name])
+            writable[name] = dyn.writable(state[name], not_refractory[name], conds.get(name))
+        return state, spikes, conds, writable
+
+    def propagate(self, state, pending, spikes, ctx, writable, capacity=None, effects=None):
+        """Phase 3, Brian2's ``synapses`` slot: spikes of sources and inputs reach their targets.
+
+        ``spikes`` maps every spiking population and input to (batch or 1, n_src) values
+        (input values may be analog: they scale the synaptic effect). Effects with delay ``d``
+        enter slot ``d`` of ``pending``; slot 0 is applied now, masked by ``writable`` for
+        ``(unless refractory)`` variables. ``capacity`` and ``effects`` as for :meth:`step`.
+
+        Returns ``(state, pending, counts)``; ``pending`` has advanced by one step.
+        """
+        batch = _batch_of(state)
         pending = {key: list(slots) for key, slots in pending.items()}
         counts = []
         for k, proj in enumerate(self.projections):
             source = spikes[proj.source]
+            if source.shape[0] != batch:
+                source = source.expand(batch, -1)
             table = ctx["tables"][k]
             if table is not None:  # event-driven: only the synapses of sources that spiked
                 cap = None if capacity is None else capacity[k]
@@ -385,20 +495,97 @@ class NetworkRunner(torch.nn.Module):
                     else:
                         out = source @ mat.t()
                     slots[d] = slots[d] + out
+        state = dict(state)
         for (pop, var), slots in pending.items():
+            arriving = slots[0]
+            mask = writable.get(pop)
+            if mask is not None and var in self.populations[pop].frozen:
+                arriving = torch.where(mask, arriving, torch.zeros_like(arriving))
             state[pop] = dict(state[pop])
-            state[pop][var] = state[pop][var] + slots[0]
-        for name, dyn in populations.items():
+            state[pop][var] = state[pop][var] + arriving
+        pending = {key: slots[1:] + [torch.zeros_like(slots[0])] for key, slots in pending.items()}
+        return state, pending, (torch.stack(counts) if counts else None)
+
+    def reset(self, state, spikes, conditions, t):
+        """Phase 4, Brian2's ``resets`` slot: reset statements of the neurons that spiked."""
+        state = dict(state)
+        for name, dyn in self.populations.items():
             if dyn.spiking:
-                state[name] = dyn.reset(state[name], spikes[name], conds[name], t)
-        pending = {key: slots[1:] + [torch.zeros_like(state[key[0]][key[1]])] for key, slots in pending.items()}
-        return state, pending, emitted, (torch.stack(counts) if counts else None)
+                state[name] = dyn.reset(state[name], spikes[name], conditions[name], t)
+        return state
+
+    def step(self, state, pending, t, drive, ctx, capacity=None, effects=None, observe=()):
+        """One time step in Brian2's order; a pure function of its arguments.
+
+        Parameters
+        ----------
+        state : dict pop -> var -> (batch, n)
+        pending : dict (pop, var) -> list of (batch, n)
+            Ring buffers from :meth:`initial_pending` or the previous step.
+        t : float or 0-d float64 tensor
+            Time of this step (s).
+        drive : dict input -> (batch or 1, n_in)
+            Input spikes (or analog values) emitted in this step.
+        ctx : dict
+            From :meth:`prepare`.
+        capacity : tuple, optional
+            Per projection, the number of spiking sources an event-driven projection handles
+            (None: all, eagerly).
+        effects : dict, optional
+            Projection index -> (batch, channels, n_tgt) effects of this step computed
+            beforehand (event-driven projections from inputs, whose spikes are known).
+        observe : tuple of str
+            Populations whose :meth:`threshold_distance` after the state update is returned.
+
+        Returns
+        -------
+        tuple
+            ``(state, pending, spikes, counts, distances)``: ``spikes`` of every spiking
+            population; ``counts`` (spiking sources per event-driven projection) only when
+            ``capacity`` is given; ``distances`` maps each observed population to (batch, n).
+        """
+        state, nrs = self.update(state, t, ctx)
+        distances = {name: self.threshold_distance(name, state[name], t, nrs[name]) for name in observe}
+        state, spikes, conds, writable = self.threshold(state, t, nrs)
+        emitted = dict(spikes)
+        spikes.update(drive)
+        state, pending, counts = self.propagate(state, pending, spikes, ctx, writable, capacity, effects)
+        state = self.reset(state, emitted, conds, t)
+        return state, pending, emitted, counts, distances
+
+    def threshold_distance(self, name, state, t, not_refractory=None):
+        """Normalised distance (batch, n) of population ``name`` to its threshold.
+
+        0 at threshold, -1 at the initial state (per neuron), positive above. Refractory
+        neurons, which cannot fire, are held strictly below threshold (at most -1e-3).
+        """
+        return self.populations[name].threshold_distance(state, t, not_refractory)
+
+    def pack(self, state, pending):
+        """A flat tuple of batch-first tensors holding ``state`` and ``pending`` (see :meth:`unpack`)."""
+        flat = [state[name][var] for name, names in self._layout() for var in names]
+        flat += [slot for key in sorted(pending) for slot in pending[key]]
+        return tuple(flat)
+
+    def unpack(self, flat):
+        """``(state, pending)`` from :meth:`pack`'s tuple (e.g. after selecting batch rows)."""
+        state, k = {}, 0
+        for name, names in self._layout():
+            state[name] = dict(zip(names, flat[k:k + len(names)]))
+            k += len(names)
+        pending = {}
+        for key, depth in sorted(self._depths().items()):
+            pending[key] = list(flat[k:k + depth])
+            k += depth
+        return state, pending
+
+    def _layout(self):
+        return [(name, list(dyn.initial_state(1))) for name, dyn in self.populations.items()]
+
+    def _depths(self):
+        return {key: len(slots) for key, slots in self.initial_pending(1).items()}
 
     # -- running -----------------------------------------------------------------------------
-    def initial_state(self, batch=1):
-        """Initial state of every population: dict pop -> dict var -> (batch, n)."""
-        return {name: dyn.initial_state(batch) for name, dyn in self.populations.items()}
-
     def _inputs(self, inputs, steps, batch):
         out = {}
         for name, inp in self.spec.inputs.items():
@@ -453,34 +640,21 @@ class NetworkRunner(torch.nn.Module):
                                  f"{self.populations[pop].state_names}")
         drive = self._inputs(inputs, steps, batch)
         state = self.initial_state(batch) if state is None else dict(state)
-        no_grad = not (torch.is_grad_enabled() and (
-            any(p.requires_grad for p in self.parameters()) or any(x.requires_grad for x in drive.values())))
-        # without gradients, large projections propagate event-driven (only the synapses of
-        # spiking sources, as Brian2 does); otherwise a dense or sparse matrix product
-        event = [no_grad and p.n_src * p.n_tgt > EVENT_DRIVEN_MIN for p in self.projections]
-        populations = self.populations
-        ctx = {"batch": batch, "ops": self._matrices(skip=event),
-               "tables": [self._event_table(p) if e else None for p, e in zip(self.projections, event)],
-               "constants": {name: dyn.constants() for name, dyn in populations.items()},
-               "ref_steps": {name: dyn.refractory_steps(state[name], t0) if getattr(dyn, "_ref_static", False) else None
-                             for name, dyn in populations.items()}}
-        pending = {}
-        for proj in self.projections:
-            for var, _, _ in proj.effects:
-                key = (proj.target, var)
-                depth = max(len(pending.get(key, [])), proj.max_delay + 1)
-                pending[key] = [torch.zeros(batch, proj.n_tgt, dtype=self.dtype, device=self.device)
-                                for _ in range(depth)]
+        grad = torch.is_grad_enabled() and (
+            any(p.requires_grad for p in self.parameters()) or any(x.requires_grad for x in drive.values()))
+        ctx = self.prepare(state, t0, grad)
+        event = [table is not None for table in ctx["tables"]]
+        pending = self.initial_pending(batch)
         # input spikes are known before the run: the effects of event-driven projections
         # from inputs are computed for a chunk of steps at once
         known = [k for k, p in enumerate(self.projections) if event[k] and p.source in drive]
-        step, capacity, times = self._step, None, None
-        if self._use_compiled(no_grad):
-            step = self._compiled_step()
+        step, capacity, times = self.step, None, None
+        if self._use_compiled(not grad):
+            step = self._compiled("step")
             capacity = tuple(self._capacity(k, batch) if e and k not in known else None
                              for k, e in enumerate(event))
             times = t0 + torch.arange(steps, dtype=torch.float64, device=self.device) * self.dt
-        spikes_out = {name: [] for name, dyn in populations.items() if dyn.spiking}
+        spikes_out = {name: [] for name, dyn in self.populations.items() if dyn.spiking}
         traces = {pop: {var: [] for var in names} for pop, names in record.items()}
         effects, chunk, n = {}, {}, 0
         many = self.compile_steps if capacity is not None and not record else 1
@@ -501,7 +675,7 @@ class NetworkRunner(torch.nn.Module):
             now = {name: x[n] for name, x in drive.items()}
             if known:
                 effects = {k: x[n % INPUT_CHUNK] for k, x in chunk.items()}
-            new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, capacity, effects)
+            new_state, new_pending, spikes, counts, _ = step(state, pending, t, now, ctx, capacity, effects)
             if counts is not None:
                 counts = counts.tolist()
                 if any(c > cap for c, cap in zip(counts, (c for c in capacity if c is not None))):
@@ -509,7 +683,7 @@ class NetworkRunner(torch.nn.Module):
                     # step with room for all of them (a variant compiled once per power of two)
                     it = iter(counts)
                     burst = tuple(None if cap is None else max(cap, _next_capacity(next(it))) for cap in capacity)
-                    new_state, new_pending, spikes, counts = step(state, pending, t, now, ctx, burst, effects)
+                    new_state, new_pending, spikes, counts, _ = step(state, pending, t, now, ctx, burst, effects)
             state, pending = new_state, new_pending
             for name in spikes_out:
                 spikes_out[name].append(spikes[name])
@@ -519,11 +693,11 @@ class NetworkRunner(torch.nn.Module):
                          final_state=state)
 
     def _steps(self, state, pending, times, drive, ctx, capacity, effects):
-        """``len(times)`` steps of :meth:`_step` in one call (unrolled when compiled)."""
+        """``len(times)`` steps of :meth:`step` in one call (unrolled when compiled)."""
         spikes, counts = {}, []
         for s in range(times.shape[0]):
-            state, pending, out, c = self._step(state, pending, times[s], {name: x[s] for name, x in drive.items()},
-                                                ctx, capacity, {k: x[s] for k, x in effects.items()})
+            state, pending, out, c, _ = self.step(state, pending, times[s], {name: x[s] for name, x in drive.items()},
+                                                  ctx, capacity, {k: x[s] for k, x in effects.items()})
             for name, x in out.items():
                 spikes.setdefault(name, []).append(x)
             if c is not None:
@@ -565,10 +739,6 @@ class NetworkRunner(torch.nn.Module):
             self.__dict__["_warned_eager"] = True
         return reason is None
 
-    def _compiled_step(self):
-        """The step function compiled with ``torch.compile`` (one graph per step, reused)."""
-        return self._compiled("_step")
-
     def _compiled(self, name):
         """Method ``name`` compiled with ``torch.compile`` (cached per runner)."""
         cache = self.__dict__.setdefault("_compiled_fns", {})
@@ -577,7 +747,7 @@ class NetworkRunner(torch.nn.Module):
             # object, so runners do not share (and exhaust) one cache
             method = getattr(NetworkRunner, name)
             code = method.__code__.replace(co_name=f"{name}_{id(self):x}")
-            fn = types.FunctionType(code, method.__globals__)
+            fn = types.FunctionType(code, method.__globals__, code.co_name, method.__defaults__)
             cache[name] = torch.compile(types.MethodType(fn, self), dynamic=False, **self._compile_options)
         return cache[name]
 
@@ -593,6 +763,6 @@ class NetworkRunner(torch.nn.Module):
         spec.projections = []
         for proj in self.spec.projections:
             new = copy.copy(proj)
-            new.weights = self.weights[self._key(proj.name)].detach().cpu().double().numpy().copy()
+            new.weights = self.weight(proj.name).detach().cpu().double().numpy().copy()
             spec.projections.append(new)
         return spec
