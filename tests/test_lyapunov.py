@@ -197,15 +197,49 @@ def test_errors_name_the_problem():
         SpikingMap(card_from_string(PACEMAKER_CARD, name="pacemaker"), n=1, weights=np.zeros((2, 2)))
 
 
-def test_step_inputs_add_to_the_synaptic_variable():
-    """External input is an increment in the synaptic slot (after the update, before reset)."""
-    net = SpikingMap("lif", n=3, dt=1e-4)
-    x = net.initial(2, seed=0)
-    inc = torch.full((2, 3), 1e-10, dtype=F64)
-    plain = net.step(x, 0)
-    net.reset_memory()
-    driven = net.step(x, 0, inputs={"I_syn": inc})
-    j = net.names.index("I_syn")
-    np.testing.assert_allclose((driven - plain)[:, j * 3:(j + 1) * 3].numpy(), inc.numpy())
-    other = [k for k in range(6) if not j * 3 <= k < (j + 1) * 3]
-    np.testing.assert_array_equal(driven[:, other].numpy(), plain[:, other].numpy())
+def test_spiking_map_steps_are_the_runner_steps():
+    """The map's plain steps give the spikes and states of NetworkRunner on the map's spec."""
+    from neurocode.lyapunov.hrsnn import hrsnn
+    from neurocode.lyapunov.prune import dense_weights
+    from neurocode.torch import NetworkRunner
+    spec = hrsnn(n=60, p=0.2, w_exc=0.6e-9, seed=1)
+    pop = spec.populations["hrsnn"]
+    drive = {"rate": 800.0, "weight": 0.5e-9, "seed": 4}
+    net = SpikingMap(pop.card, pop.params, dt=spec.dt, weights=dense_weights(spec), drive=drive)
+    x0 = net.initial(2, seed=3)
+    steps = 400
+    x, spikes = net.run(x0, steps)
+    assert int(spikes.sum()) > 50
+    runner = NetworkRunner(net.spec, dtype=F64)
+    hits = torch.cat([net.drive_spikes(n)["drive"] for n in range(steps)])[:, None, :]     # (steps, 1, n)
+    state = runner.initial_state(2)
+    state["net"].update(net.unpack(x0))
+    with torch.no_grad():
+        out = runner(inputs={"drive": hits.expand(steps, 2, net.n)}, state=state)
+    assert torch.equal(out.spikes["net"] > 0, spikes)
+    torch.testing.assert_close(net.pack(out.final_state["net"]), x, rtol=1e-12, atol=1e-20)
+
+
+def test_lnp_reservoir_runs_the_runner():
+    """The LNP study's reservoir loop equals one NetworkRunner forward pass over its spec."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies" / "lnp"))
+    from tasks import input_weights, reservoir_spec, run_reservoir
+
+    from neurocode.lyapunov.hrsnn import hrsnn
+    from neurocode.lyapunov.spiking import spread_initial
+    from neurocode.torch import NetworkRunner
+    spec = hrsnn(n=50, p=0.2, w_exc=0.3e-9, seed=2)
+    cfg = {"in_gain": 0.4e-9, "in_bias": 0.03e-9}
+    frames = np.random.default_rng(0).normal(size=(12, 3, 2))
+    w_in = input_weights(50, 2, seed=2)
+    counts, _ = run_reservoir(spec, frames, w_in, hold=5, cfg=cfg, seed=7)
+    assert counts.sum() > 20
+    runner = NetworkRunner(reservoir_spec(spec, w_in, cfg), dtype=F64)
+    u = np.concatenate([frames, np.ones((12, 3, 1))], axis=2).repeat(5, axis=0)
+    state = runner.initial_state(3)
+    state["hrsnn"] = spread_initial(runner.populations["hrsnn"], state["hrsnn"], seed=7)
+    with torch.no_grad():
+        out = runner(inputs={"u": torch.as_tensor(u)}, state=state)
+    np.testing.assert_array_equal(counts, out.spikes["hrsnn"].reshape(12, 5, 3, 50).sum(1).numpy())

@@ -46,7 +46,8 @@ def test_spec_records_readout_and_round_trips(tmp_path):
     assert back.metadata["input"]["encoding"] == "spikes" and back.metadata["dt"] == 1e-3
     assert back.metadata["task_name"] == "toy"
     w = back.projections[2].dense((24, 3))
-    np.testing.assert_allclose(w, model.w_out.detach().double().numpy() * 1e-9, rtol=1e-6)
+    np.testing.assert_allclose(w, model.runner.weight("hidden_to_out").detach().double().numpy().reshape(24, 3),
+                               rtol=1e-6)
     tau = back.populations["hidden"].params["tau_m"]
     assert tau.std() > 0                                    # heterogeneous time constants
 
@@ -59,7 +60,8 @@ def test_surrogate_training_reduces_loss():
                                 input_scale=20.0, seed=2)
     res = rank_coding_loss(model, x, y, theta=0.5)
     res.loss.backward()
-    assert model.w_in.grad.abs().sum() > 0 and model.w_rec.grad.abs().sum() > 0
+    grads = {name: p.grad for name, p in model.runner.weights.items()}
+    assert grads["n_in_to_hidden"].abs().sum() > 0 and grads["n_hidden_to_hidden"].abs().sum() > 0
     opt = torch.optim.Adam(model.parameters(), 0.05)
     batches = lambda: ((x[k:k + 64], y[k:k + 64]) for k in (0, 64))  # noqa: E731
     first = train_epoch(model, opt, batches(), theta=0.5)

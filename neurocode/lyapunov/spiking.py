@@ -57,8 +57,9 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from neurocode.lyapunov.spectrum import LyapunovError, spectrum  # noqa: F401 (doctest)
 from neurocode.cards import ModelCard, load_card
+from neurocode.lyapunov.spectrum import LyapunovError, spectrum  # noqa: F401 (doctest)
+from neurocode.torch.dynamics import NEVER
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +96,47 @@ def _split(out, like):
     return p, (torch.zeros_like(p) if t is None else t)
 
 
-class SpikingMap:
-    """One population of a card with recurrent weights and frozen noise drive.
+def spread_initial(dyn, state, seed=0):
+    """Independent initial conditions: ``state`` (from ``dyn.initial_state(batch)``) with the
+    reset variable of a spiking card drawn uniformly between its initial value and 95 % of the
+    way to threshold (seeded), or every variable of a rate card shifted by N(0, 1)."""
+    state = dict(state)
+    batch, n = state[dyn.state_names[0]].shape
+    gen = torch.Generator().manual_seed(int(seed))
+    if dyn.spiking and dyn.reset_targets:
+        name = dyn.reset_targets[0]
+        u = torch.rand(batch, n, generator=gen, dtype=dyn.dtype).to(state[name].device)
+        # threshold_scale: |distance to threshold| at the initial state, per neuron
+        state[name] = state[name] + 0.95 * u * dyn.threshold_scale
+    elif not dyn.spiking:
+        for name in dyn.state_names:
+            state[name] = state[name] + torch.randn(batch, n, generator=gen, dtype=dyn.dtype).to(state[name].device)
+    return state
 
-    The flat state is the card's state variables concatenated, ``(batch, n_vars * n)``;
-    ``lastspike`` (refractoriness) is kept inside the map, one row per trajectory.
+
+class SpikingMap:
+    """One population of a card with recurrent weights and frozen noise drive, as a map.
+
+    The network is a :class:`~neurocode.spec.NetworkSpec` (population ``"net"``, recurrent
+    projection ``"recurrent"``, Poisson input ``"drive"`` with one-to-one weights) run by
+    :class:`~neurocode.torch.runner.NetworkRunner`: a plain step *is* the runner's step, and the
+    tangent treatments differentiate the runner's phases. The flat state is the card's state
+    variables concatenated, ``(batch, n_vars * n)``; ``lastspike`` (refractoriness) is kept
+    inside the map, one row per trajectory.
 
     Parameters
     ----------
     card : ModelCard or str
         A spiking card (or a rate card: then only the smooth treatment applies).
     params : dict, optional
-        Per-neuron parameters (SI), as for :class:`~neurocode.torch.PopulationDynamics`.
+        Per-neuron parameters (SI, (n,) or scalar); missing ones take the card's default.
     n : int, optional
         Number of neurons when all parameters are scalars.
     dt : float
         Time step (s).
     weights : array-like (n, n), optional
         Recurrent weights ``W[i, j]`` from neuron ``i`` to ``j`` (SI units of the card's
-        weight); zero delays.
+        weight; zeros are absent synapses); zero delays.
     drive : dict, optional
         Frozen Poisson noise: ``{"rate": Hz, "weight": SI value or (n,) array, "seed": int}``;
         each neuron receives independent Poisson spikes through the card's ``on_pre``.
@@ -121,44 +144,60 @@ class SpikingMap:
         SuperSpike slope of the ``"surrogate"`` treatment.
     dtype, device
         Torch float type and device.
+    initial : dict, optional
+        Per-neuron initial values (SI) of state variables, as a Population stores them.
     """
 
     def __init__(self, card, params=None, n=None, dt=1e-4, weights=None, drive=None, slope=25.0,
-                 dtype=torch.float64, device="cpu"):
-        from neurocode.torch import PopulationDynamics, surrogate
-        from neurocode.torch.runner import synaptic_effects
+                 dtype=torch.float64, device="cpu", initial=None):
+        from neurocode.spec import NetworkSpec, Population, Projection
+        from neurocode.torch import NetworkRunner, surrogate
         card = card if isinstance(card, ModelCard) else load_card(card)
         self.card, self.dt, self.dtype, self.device = card, float(dt), dtype, torch.device(device)
-        self.dyn = PopulationDynamics(card, params, dt, spike_fn=surrogate.superspike(slope),
-                                      dtype=dtype, device=device, n=n)
-        self.n = self.dyn.n
-        self.names = list(self.dyn.state_names)
-        self.n_state = len(self.names) * self.n
-        self.spiking = self.dyn.spiking
-        self.effects = []
-        self.W = None
+        params = dict(params or {})
+        unknown = set(params) - set(card.defaults)
+        if unknown:
+            raise LyapunovError(f"card '{card.name}' has no parameter(s) {sorted(unknown)}; it has {card.parameters}")
+        sizes = {np.size(v) for v in params.values() if np.ndim(v) > 0} | ({int(n)} if n is not None else set())
+        if len(sizes) != 1:
+            raise LyapunovError(f"cannot tell the number of neurons from parameters of sizes {sorted(sizes)}"
+                                + ("" if sizes else "; pass n="))
+        size = sizes.pop()
+        full = {key: np.broadcast_to(np.asarray(params.get(key, float(default)), dtype=np.float64), (size,)).copy()
+                for key, default in card.defaults.items()}
+        spec = NetworkSpec(dt=self.dt)
+        spec.populations["net"] = Population("net", card, size, full, dict(initial or {}))
+        spiking = card.kind == "spiking" and bool(card.threshold)
         if weights is not None:
-            if not self.spiking:
+            if not spiking:
                 raise LyapunovError(f"card '{card.name}' is a rate card: recurrent spiking weights need a "
                                     "spiking card")
-            W = torch.as_tensor(np.asarray(weights, dtype=np.float64), dtype=dtype, device=device)
-            if W.shape != (self.n, self.n):
-                raise LyapunovError(f"weights must be ({self.n}, {self.n}), got {tuple(W.shape)}")
-            self.W = W
-            self.effects = [(var, sign * torch.as_tensor(fn(W), dtype=dtype, device=device).expand_as(W))
-                            for var, sign, fn in synaptic_effects(card, dtype)]
+            W = np.asarray(weights, dtype=np.float64)
+            if W.shape != (size, size):
+                raise LyapunovError(f"weights must be ({size}, {size}), got {W.shape}")
+            i, j = np.nonzero(W)
+            spec.add_projection(Projection("net", "net", i, j, W[i, j], name="recurrent"))
         self.drive = None
         if drive is not None:
             unknown = set(drive) - {"rate", "weight", "seed"}
             if unknown or "rate" not in drive or "weight" not in drive:
                 raise LyapunovError(f"drive needs keys 'rate' (Hz) and 'weight' (and optional 'seed'); "
                                     f"got {sorted(drive)}")
-            from neurocode.torch.runner import synaptic_effects
-            w_in = torch.as_tensor(np.broadcast_to(np.asarray(drive["weight"], dtype=np.float64), (self.n,)).copy(),
-                                   dtype=dtype, device=device)
-            self.drive = {"p": float(drive["rate"]) * self.dt, "seed": int(drive.get("seed", 0)),
-                          "effects": [(var, sign * torch.as_tensor(fn(w_in), dtype=dtype, device=device)
-                                       .expand_as(w_in)) for var, sign, fn in synaptic_effects(card, dtype)]}
+            w_in = np.broadcast_to(np.asarray(drive["weight"], dtype=np.float64), (size,)).copy()
+            spec.add_input("drive", size)
+            spec.add_projection(Projection("drive", "net", np.arange(size), np.arange(size), w_in, name="drive"))
+            self.drive = {"p": float(drive["rate"]) * self.dt, "seed": int(drive.get("seed", 0))}
+        self.spec = spec
+        self.runner = NetworkRunner(spec, spike_fn=surrogate.superspike(slope), dtype=dtype, device=device,
+                                    propagation="matrix")
+        self.runner.requires_grad_(False)
+        self.dyn = self.runner.populations["net"]
+        self.n = size
+        self.names = list(self.dyn.state_names)
+        self.n_state = len(self.names) * self.n
+        self.spiking = self.dyn.spiking
+        with torch.no_grad():
+            self._ctx = self.runner.prepare(grad=False)
         self._lastspike = None
 
     # -- state -----------------------------------------------------------------------------
@@ -174,76 +213,43 @@ class SpikingMap:
         return state
 
     def initial(self, batch=1, seed=0):
-        """Independent initial conditions (batch, n_state): the card's initial state with the
-        reset variable drawn uniformly between its initial value and the threshold."""
-        state = self.dyn.initial_state(batch)
-        if self.spiking and self.dyn.reset_targets:
-            name = self.dyn.reset_targets[0]
-            gen = torch.Generator().manual_seed(int(seed))
-            u = torch.rand(batch, self.n, generator=gen, dtype=self.dtype).to(self.device)
-            # threshold_scale: |distance to threshold| at the initial state, per neuron
-            state[name] = state[name] + 0.95 * u * self.dyn.threshold_scale
-        elif not self.spiking:
-            gen = torch.Generator().manual_seed(int(seed))
-            for name in self.names:
-                state[name] = state[name] + torch.randn(batch, self.n, generator=gen, dtype=self.dtype)
+        """Independent initial conditions (batch, n_state) from :func:`spread_initial`."""
         self._lastspike = None
-        return self.pack(state)
+        return self.pack(spread_initial(self.dyn, self.dyn.initial_state(batch), seed))
 
     def _ls(self, batch):
         if self._lastspike is None or self._lastspike.shape[0] != batch:
-            from neurocode.torch.dynamics import NEVER
             self._lastspike = torch.full((batch, self.n), NEVER, dtype=torch.float64, device=self.device)
         return self._lastspike
 
-    def _noise(self, n, batch):
-        """Frozen Poisson drive of step ``n``: dict var -> (1, n) increment, or {}."""
+    def drive_spikes(self, n):
+        """Frozen Poisson drive of step ``n``: ``{"drive": (1, n) spikes}``, or {}."""
         if self.drive is None:
             return {}
         gen = torch.Generator().manual_seed(self.drive["seed"] * 1_000_003 + int(n))
         hits = (torch.rand(1, self.n, generator=gen, dtype=torch.float64) < self.drive["p"])
-        hits = hits.to(dtype=self.dtype, device=self.device)
-        return {var: hits * eff for var, eff in self.drive["effects"]}
+        return {"drive": hits.to(dtype=self.dtype, device=self.device)}
 
-    def _synaptic(self, state, s, n=None, inputs=None):
-        """Add synaptic increments of spikes ``s`` (batch, n), the noise of step n and
-        external ``inputs`` (dict var -> (batch, n) increment, SI units of the variable)."""
-        state = dict(state)
-        for var, eff in self.effects:
-            state[var] = state[var] + s @ eff
-        if n is not None:
-            for var, inc in self._noise(n, s.shape[0]).items():
-                state[var] = state[var] + inc
-        for var, inc in (inputs or {}).items():
-            state[var] = state[var] + inc
-        return state
+    def _net(self, x, lastspike):
+        return {"net": self.unpack(x, lastspike)}
 
     # -- plain simulation ----------------------------------------------------------------------
-    def step(self, x, n, return_spikes=False, surrogate=False, inputs=None):
-        """One step of the network (Brian2's schedule); ``x`` (batch, n_state).
+    def step(self, x, n, return_spikes=False):
+        """One step of the network: the runner's step; ``x`` (batch, n_state).
 
-        With ``surrogate=True`` the spikes carry the surrogate derivative (for the
-        ``"surrogate"`` treatment); the forward values are identical. ``inputs`` (dict
-        state variable -> (batch, n) tensor, SI units of the variable) is added in the
-        synaptic slot, like the increments of ``on_pre`` (an external drive; plain
-        simulation only).
+        The spikes carry the surrogate derivative when grad mode is on (the ``"surrogate"``
+        treatment); their forward values are exact either way.
         """
         batch = x.shape[0]
         ls = self._ls(batch)
-        t = n * self.dt
-        state, nr = self.dyn.update(self.unpack(x, ls), t)
-        if not self.spiking:
-            self._lastspike = ls
-            out = self.pack(state)
-            return (out, None) if return_spikes else out
-        spikes, cond, state = self.dyn.threshold(state, t, nr)
-        if not surrogate:
-            spikes = cond.to(self.dtype)
-        state = self._synaptic(state, spikes, n, inputs)
-        state = self.dyn.reset(state, spikes, cond, t)
-        self._lastspike = state["lastspike"].detach()
-        out = self.pack(state)
-        return (out, cond) if return_spikes else out
+        state, _, spikes, _, _ = self.runner.step(self._net(x, ls), self.runner.initial_pending(batch),
+                                                  n * self.dt, self.drive_spikes(n), self._ctx)
+        net = state["net"]
+        self._lastspike = net["lastspike"].detach() if "lastspike" in net else ls
+        out = self.pack(net)
+        if not return_spikes:
+            return out
+        return out, (spikes["net"] > 0.5) if self.spiking else None
 
     def run(self, x, steps, n0=0, record=True):
         """Run ``steps`` steps from ``x`` (step indices ``n0 ...``).
@@ -281,12 +287,12 @@ class SpikingMap:
             self._lastspike = ls.repeat(k, 1)
             xr = x.repeat(k, 1)
             vr = V.permute(2, 0, 1).reshape(k * batch, S)
-            # the surrogate package routes the spike derivative into the reset only when
-            # the spikes require grad, so grad mode is switched on for that treatment
+            # grad mode routes the surrogate derivative of the spikes into reset and synapses;
+            # without it the spikes are exact (the discrete map's Jacobian)
             with torch.set_grad_enabled(surrogate), fwAD.dual_level():
                 if surrogate:
                     xr = xr.detach().requires_grad_()
-                out = self.step(_dual(xr, vr), n, surrogate=surrogate)
+                out = self.step(_dual(xr, vr), n)
                 p, tan = _split(out, xr)
                 p, tan = p.detach(), tan.detach()
             self._lastspike = self._lastspike[:batch]
@@ -298,12 +304,12 @@ class SpikingMap:
         self._lastspike = None
 
     def _flow(self, x, t, ls):
-        state, nr = self.dyn.update(self.unpack(x, ls), t)
-        return self.pack(state), nr
+        """Phase 1 of the runner's step (the state update) on a flat state."""
+        state, nrs = self.runner.update(self._net(x, ls), t, self._ctx)
+        return self.pack(state["net"]), nrs
 
     def _field(self, x, t):
         """Secant vector field (1/s units of the state), evaluated non-refractory."""
-        from neurocode.torch.dynamics import NEVER
         ls = torch.full((x.shape[0], self.n), NEVER, dtype=torch.float64, device=self.device)
         return (self._flow(x, t, ls)[0] - x) / self.dt
 
@@ -317,26 +323,36 @@ class SpikingMap:
         return p[:batch], tan.reshape(k, batch, -1).permute(1, 2, 0)
 
     def _exact(self, x, V, n):
-        dyn, t, batch = self.dyn, n * self.dt, x.shape[0]
+        runner, t, batch = self.runner, n * self.dt, x.shape[0]
         ls = self._ls(batch)
-        # 1. smooth flow (Brian2's state update) and its tangent
+        drive = self.drive_spikes(n)
+        # 1. smooth flow (phase 1, Brian2's state update) and its tangent
         x1, V1 = self._jvp(lambda y, k: self._flow(y, t, ls.repeat(k, 1))[0], x, V)
         with torch.no_grad():
-            nr = dyn.not_refractory(self.unpack(x, ls), t)
-            _, cond, state1 = dyn.threshold(self.unpack(x1, ls), t, nr)
-        ls_new = state1["lastspike"]
+            nrs = {"net": self.dyn.not_refractory(self.unpack(x, ls), t)}
+            state1, _, conds, writable = runner.threshold(self._net(x1, ls), t, nrs)    # phase 2
+        cond, mask = conds["net"], writable["net"]
+        ls_new = state1["net"]["lastspike"]
         s = cond.to(self.dtype)
 
         def event(y, k=1):
-            st = self._synaptic(self.unpack(y, ls_new.repeat(k, 1)), s.repeat(k, 1), n)
-            return self.pack(dyn.reset(st, s.repeat(k, 1), cond.repeat(k, 1), t))
+            """Phases 3 and 4 (synapses, reset) with this step's spikes held fixed."""
+            def rep(a):
+                return a if a is None else a.repeat(k, 1)
+            state = self._net(y, ls_new.repeat(k, 1))
+            state, _, _ = runner.propagate(state, runner.initial_pending(y.shape[0]),
+                                           {"net": rep(s), **drive}, self._ctx, {"net": rep(mask)})
+            return self.pack(runner.reset(state, {"net": rep(s)}, {"net": rep(cond)}, t)["net"])
 
         x2, DRV1 = self._jvp(event, x1, V1)
         if not bool(cond.any()):
             self._lastspike = ls_new
             return x2, DRV1
-        # 2. spike-time shifts c_i = (grad g . dx) / (grad g . f-)
-        dist = lambda y, k=1: dyn._threshold_fn(**dyn._env(self.unpack(y), t, None))["_nc_dist"]  # noqa: E731
+        # 2. spike-time shifts c_i = (grad g . dx) / (grad g . f-), g the distance to threshold
+
+        def dist(y, k=1):
+            return runner.threshold_distance("net", self.unpack(y), t)
+
         F1 = self._field(x1, t + self.dt)
         _, dG = self._jvp(dist, x1, V1)
         _, gF = self._jvp(dist, x1, F1[..., None])
@@ -349,12 +365,16 @@ class SpikingMap:
         n_vars = len(self.names)
         own_mask = cond.repeat(1, n_vars)[..., None].to(self.dtype)
         V2 = DRV1 + own_mask * (F2 - DRF1[..., 0])[..., None] * c.repeat(1, n_vars, 1)
-        # 4. postsynaptic saltation term: J_f(x2) B(c), J_f = (J_Phi - 1)/dt
-        if self.effects:
-            B = torch.zeros_like(V2)
-            for var, eff in self.effects:
-                j = self.names.index(var)
-                B[:, j * self.n:(j + 1) * self.n, :] += torch.einsum("bik,ij->bjk", c, eff)
+        # 4. postsynaptic saltation term: J_f(x2) B(c), J_f = (J_Phi - 1)/dt, with B(c) the
+        #    synaptic increments of the recurrent projection (phase 3) for spike values c
+        if runner.projections and any(p.source == "net" for p in runner.projections):
+            k = c.shape[2]
+            shifts = c.permute(2, 0, 1).reshape(k * batch, self.n)
+            zero = {"net": {name: torch.zeros_like(shifts) for name in self.names}}
+            inc, _, _ = runner.propagate(zero, runner.initial_pending(k * batch), {"net": shifts, "drive":
+                                         torch.zeros(1, self.n, dtype=self.dtype, device=self.device)},
+                                         self._ctx, {"net": mask.repeat(k, 1)})
+            B = self.pack(inc["net"]).reshape(k, batch, -1).permute(1, 2, 0)
             _, JB = self._jvp(lambda y, k: self._flow(y, t + self.dt, ls_new.repeat(k, 1))[0], x2, B)
             V2 = V2 + (JB - B) / self.dt
         self._lastspike = ls_new

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,19 +77,18 @@ class LSTMClassifier(nn.Module):
 class SpikingRCClassifier(nn.Module):
     """Recurrent spiking classifier from model cards; its answer is the first output spike.
 
+    A :class:`~neurocode.torch.runner.NetworkRunner` over a NetworkSpec plus a read-out:
     ``n_in`` inputs drive a recurrent hidden population (card ``hidden_card``, heterogeneous
     parameters sampled from the card, e.g. ``lif`` or ``alif``), which drives ``n_classes``
-    output neurons (card ``output_card``). Dynamics are :class:`~neurocode.torch.dynamics.
-    PopulationDynamics` (Brian2's own state updater of each card); hidden spikes use the
-    surrogate gradient. Within one step the Brian2 schedule is followed: state update,
-    threshold, synaptic propagation (input ``x_t`` and this step's spikes, through the card's
-    ``on_pre``), reset.
+    output neurons (card ``output_card``). Each step is the runner's step (Brian2's schedule,
+    refractoriness and the cards' ``on_pre`` included); hidden spikes use the surrogate
+    gradient. The recurrent projection has no autapses.
 
-    The read-out logits are ``gain * d`` with ``d`` the output neurons' normalised distance to
-    threshold after the state update (``d = 0`` at threshold, ``-1`` at rest), so with sigmoid
-    outputs and ``theta = 0.5`` the rank-coding decision step *is* the first output spike and
-    its class the first neuron to fire (rank-order read-out). The loss at that step acts on
-    ``sigmoid(gain * d)``.
+    The read-out logits are ``gain * d`` with ``d`` the output neurons'
+    :meth:`~neurocode.torch.runner.NetworkRunner.threshold_distance` after the state update
+    (``d = 0`` at threshold, ``-1`` at rest), so with sigmoid outputs and ``theta = 0.5`` the
+    rank-coding decision step *is* the first output spike and its class the first neuron to
+    fire (rank-order read-out). The loss at that step acts on ``sigmoid(gain * d)``.
 
     Parameters
     ----------
@@ -103,19 +103,23 @@ class SpikingRCClassifier(nn.Module):
         Slope of the read-out sigmoid per unit normalised distance.
     input_encoding : str
         Recorded in the spec: ``"spikes"`` (binary inputs fire input neurons at ``step*dt``)
-        or ``"current"`` (analog inputs, scaled by the input weights, are added to the
+        or ``"current"`` (analog inputs scale the input weights' effect, added to the
         synaptic variable each step).
     seed : int
         Seeds the heterogeneous parameters and the initial weights.
+    spike_fn : SpikeFunction, optional
+        Surrogate spike function of the runner.
     """
+
+    #: Trainable weights are in nA (the lif/alif cards' weight unit is amp).
+    WEIGHT_UNIT = 1e-9
 
     def __init__(self, n_in, n_classes, hidden=128, dt=1e-3, hidden_card="alif", output_card="lif",
                  input_scale=6.0, rec_scale=2.0, out_scale=1.0, gain=5.0, input_encoding="spikes",
                  seed=0, spike_fn=None):
         super().__init__()
-        from neurocode.spec import NetworkSpec
-        from neurocode.torch.dynamics import PopulationDynamics
-        from neurocode.torch.runner import synaptic_effects
+        from neurocode.spec import NetworkSpec, Projection
+        from neurocode.torch.runner import NetworkRunner
         if input_encoding not in ("spikes", "current"):
             raise ValueError(f"input_encoding must be 'spikes' or 'current', got {input_encoding!r}")
         for name, value in (("n_in", n_in), ("n_classes", n_classes), ("hidden", hidden)):
@@ -127,72 +131,41 @@ class SpikingRCClassifier(nn.Module):
         spec.add_input("in", self.n_in)
         spec.add_population("hidden", hidden_card, self.hidden)
         spec.add_population("out", output_card, self.n_classes)
-        self._spec = spec
-        self.pops = nn.ModuleDict({
-            name: PopulationDynamics(pop.card, pop.params, dt=self.dt, spike_fn=spike_fn)
-            for name, pop in spec.populations.items()})
-        self.effects = {name: synaptic_effects(dyn.card, torch.float32) for name, dyn in self.pops.items()}
         gen = torch.Generator().manual_seed(int(seed))
+
         def init(n_src, n_tgt, scale):
-            return nn.Parameter(torch.randn(n_src, n_tgt, generator=gen) * scale / n_src ** 0.5)
-        # weights in nA (the lif/alif cards' weight unit is amp); SI = 1e-9 * value
-        self.w_in = init(self.n_in, self.hidden, input_scale)
-        self.w_rec = init(self.hidden, self.hidden, rec_scale)
-        with torch.no_grad():
-            self.w_rec.fill_diagonal_(0.0)
-        self.w_out = init(self.hidden, self.n_classes, out_scale)
-        self.weight_unit = 1e-9
-        self._names = {name: dyn.state_names + (["lastspike"] if "lastspike" in dyn.initial_state(1) else [])
-                       for name, dyn in self.pops.items()}
+            return (torch.randn(n_src, n_tgt, generator=gen) * scale / n_src ** 0.5).double().numpy()
 
-    # -- state packing: the RC objective index_selects a flat tuple of batch-first tensors ----
+        unit = self.WEIGHT_UNIT
+        spec.add_projection(Projection.from_dense("in", "hidden", init(self.n_in, self.hidden, input_scale) * unit))
+        w_rec = init(self.hidden, self.hidden, rec_scale) * unit
+        i, j = np.nonzero(~np.eye(self.hidden, dtype=bool))
+        spec.add_projection(Projection("hidden", "hidden", i, j, w_rec[i, j]))
+        spec.add_projection(Projection.from_dense("hidden", "out", init(self.hidden, self.n_classes, out_scale) * unit))
+        self.runner = NetworkRunner(spec, spike_fn=spike_fn, propagation="matrix", weight_unit=unit)
+        self._ctx = None
+
     def initial_state(self, batch):
-        flat = [torch.zeros(batch, dtype=torch.long, device=self.w_in.device)]   # step counter
-        for name, dyn in self.pops.items():
-            st = dyn.initial_state(batch)
-            flat += [st[k] for k in self._names[name]]
-        return tuple(flat)
+        """Step counter and the runner's packed state, each batch first.
 
-    def _unpack(self, flat):
-        out, k = {}, 1
-        for name in self.pops:
-            keys = self._names[name]
-            out[name] = dict(zip(keys, flat[k:k + len(keys)]))
-            k += len(keys)
-        return flat[0], out
-
-    def _pack(self, step, states):
-        flat = [step]
-        for name in self.pops:
-            flat += [states[name][k] for k in self._names[name]]
-        return tuple(flat)
-
-    def _propagate(self, state, target, presyn, w):
-        for var, sign, fn in self.effects[target]:
-            state[var] = state[var] + sign * (presyn @ fn(w * self.weight_unit))
-        return state
+        Also prepares the runner's per-forward constants for the current weights: call it at
+        the start of every forward pass (the rank-coding objectives do).
+        """
+        self._ctx = self.runner.prepare()
+        state, pending = self.runner.initial_state(batch), self.runner.initial_pending(batch)
+        step = torch.zeros(batch, dtype=torch.long, device=self.runner.device)
+        return (step,) + self.runner.pack(state, pending)
 
     def step(self, x, flat):
         """One ``dt``: inputs ``[B, n_in]`` -> ``(logits [B, n_classes], state)``."""
         if x.shape[-1] != self.n_in:
             raise ValueError(f"SpikingRCClassifier expects {self.n_in} input features, got {x.shape[-1]}")
-        step, st = self._unpack(flat)
+        step, state = flat[0], flat[1:]
+        state, pending = self.runner.unpack(state)
         t = float(step[0]) * self.dt if step.numel() else 0.0
-        hid, out = self.pops["hidden"], self.pops["out"]
-        sh, nrh = hid.update(st["hidden"], t)
-        so, nro = out.update(st["out"], t)
-        dist = out._threshold_fn(**out._env(so, t, nro))["_nc_dist"] / out.threshold_scale
-        if nro is not None:    # refractory output neurons cannot fire: keep them below threshold
-            dist = torch.where(nro, dist, torch.clamp(dist, max=-1e-3))
-        logits = self.gain * dist
-        spk_h, cond_h, sh = hid.threshold(sh, t, nrh)
-        spk_o, cond_o, so = out.threshold(so, t, nro)
-        sh = self._propagate(dict(sh), "hidden", x.to(self.w_in.dtype), self.w_in)
-        sh = self._propagate(sh, "hidden", spk_h, self.w_rec)
-        so = self._propagate(dict(so), "out", spk_h, self.w_out)
-        sh = hid.reset(sh, spk_h, cond_h, t)
-        so = out.reset(so, spk_o, cond_o, t)
-        return logits, self._pack(step + 1, {"hidden": sh, "out": so})
+        state, pending, _, _, dist = self.runner.step(state, pending, t, {"in": x.to(self.runner.dtype)},
+                                                      self._ctx, observe=("out",))
+        return self.gain * dist["out"], (step + 1,) + self.runner.pack(state, pending)
 
     def forward(self, x):
         """Logits at every step, ``[B, T, n_classes]``."""
@@ -209,17 +182,7 @@ class SpikingRCClassifier(nn.Module):
         ``spec.metadata`` records the input encoding, ``dt``, the number of steps and the
         decision rule, so a Brian2 run can reproduce the read-out.
         """
-        import copy
-
-        from neurocode.spec import Projection
-        spec = copy.copy(self._spec)
-        spec.projections = []
-        with torch.no_grad():
-            w_rec = self.w_rec.clone()
-            w_rec.fill_diagonal_(0.0)
-            for src, tgt, w in (("in", "hidden", self.w_in), ("hidden", "hidden", w_rec),
-                                ("hidden", "out", self.w_out)):
-                spec.add_projection(Projection.from_dense(src, tgt, (w * self.weight_unit).double().numpy()))
+        spec = self.runner.to_spec()
         spec.metadata = {
             "task": "rank_coding", "dt": self.dt, "steps": steps,
             "input": {"population": "in", "encoding": self.input_encoding,

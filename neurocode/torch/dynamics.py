@@ -328,7 +328,7 @@ class PopulationDynamics(torch.nn.Module):
         if mask:
             stmts.append(("_nc_mask", "=", mask))
             outputs.append("_nc_mask")
-        self.threshold_distance, self.threshold_mask = distance, mask
+        self.distance_code, self.threshold_mask = distance, mask
         self._threshold_fn, self.threshold_source = compile_block(
             "threshold", stmts, self._args, outputs, self._namespace, where)
         reset = parse_statements(card.reset or "", f"card '{card.name}' [neuron.reset]")

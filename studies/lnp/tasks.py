@@ -51,35 +51,54 @@ def input_weights(n, d, seed):
     return np.random.default_rng([seed, 7]).normal(0.0, 1.0 / np.sqrt(d), size=(n, d))
 
 
+def reservoir_spec(spec, w_in, cfg):
+    """``spec`` with an analog input ``"u"`` (d channels and a constant bias channel) wired to
+    every neuron, so the runner adds ``in_bias + in_gain * (W_in u)`` to ``I_syn`` per step."""
+    import copy
+
+    from neurocode.spec import Projection
+    kept = np.asarray(spec.metadata.get("kept_neurons", np.arange(spec.populations["hrsnn"].size)))
+    w = np.asarray(w_in, dtype=np.float64)[kept]                      # (n, d)
+    out = copy.copy(spec)
+    out.inputs, out.projections = dict(spec.inputs), list(spec.projections)
+    n, d = w.shape
+    out.add_input("u", d + 1)
+    dense = np.vstack([cfg["in_gain"] * w.T, np.full((1, n), cfg["in_bias"])])   # (d + 1, n)
+    out.add_projection(Projection.from_dense("u", "hrsnn", dense, name="input"))
+    return out
+
+
 def run_reservoir(spec, frames, w_in, hold, cfg, seed=0, filter_tau=None):
     """Drive the network with ``frames`` (T, batch, d), each held ``hold`` steps.
 
+    The network runs on :class:`~neurocode.torch.runner.NetworkRunner` (the same engine as
+    every torch simulation), started from :func:`~neurocode.lyapunov.spiking.spread_initial`.
     Returns ``(counts, filtered)``: spike counts per frame (T, batch, n) and, when
     ``filter_tau`` (s) is given, the exponentially filtered spike trains read at the end of
     each frame (T, batch, n); otherwise None.
     """
-    from neurocode.lyapunov.prune import dense_weights
-    from neurocode.lyapunov.spiking import SpikingMap
-    pop = spec.populations["hrsnn"]
-    kept = np.asarray(spec.metadata.get("kept_neurons", np.arange(pop.size)))
-    W = dense_weights(spec)
-    net = SpikingMap(pop.card, pop.params, dt=spec.dt, weights=W)
+    from neurocode.lyapunov.spiking import spread_initial
+    from neurocode.torch import NetworkRunner
+    runner = NetworkRunner(reservoir_spec(spec, w_in, cfg), dtype=torch.float64, propagation="matrix")
+    runner.requires_grad_(False)
     T, batch, _ = frames.shape
-    w = torch.as_tensor(w_in[kept], dtype=torch.float64)
     u = torch.as_tensor(frames, dtype=torch.float64)
-    x = net.initial(batch, seed)
-    counts = torch.zeros(T, batch, net.n, dtype=torch.float64)
-    filt = torch.zeros(T, batch, net.n, dtype=torch.float64) if filter_tau else None
-    r = torch.zeros(batch, net.n, dtype=torch.float64)
+    u = torch.cat([u, torch.ones(T, batch, 1, dtype=torch.float64)], dim=2)     # bias channel
+    n_neurons = spec.populations["hrsnn"].size
+    state = runner.initial_state(batch)
+    state["hrsnn"] = spread_initial(runner.populations["hrsnn"], state["hrsnn"], seed)
+    pending = runner.initial_pending(batch)
+    counts = torch.zeros(T, batch, n_neurons, dtype=torch.float64)
+    filt = torch.zeros(T, batch, n_neurons, dtype=torch.float64) if filter_tau else None
+    r = torch.zeros(batch, n_neurons, dtype=torch.float64)
     decay = np.exp(-spec.dt / filter_tau) if filter_tau else 0.0
-    var = "I_syn"
     n = 0
     with torch.no_grad():
+        ctx = runner.prepare(state, grad=False)
         for f in range(T):
-            inc = {var: cfg["in_bias"] + cfg["in_gain"] * (u[f] @ w.T)}
             for _ in range(hold):
-                x, s = net.step(x, n, return_spikes=True, inputs=inc)
-                s = s.to(torch.float64)
+                state, pending, spikes, _, _ = runner.step(state, pending, n * spec.dt, {"u": u[f]}, ctx)
+                s = spikes["hrsnn"]
                 counts[f] += s
                 if filt is not None:
                     r = r * decay + s
