@@ -233,15 +233,17 @@ class NetworkSpec:
         self.projections.append(projection)
         return projection
 
-    def connect(self, source, target, p=1.0, weight=None, delay=None, allow_autapses=False, name=""):
+    def connect(self, source, target, p=1.0, weight=None, delay=None, autapses=True, name=""):
         """Random (Erdos-Renyi) projection with connection probability ``p``.
 
         ``weight`` and ``delay`` are Brian2 quantities (or a Distribution for weights);
-        the weight's units must match the target card's synapse weight.
+        the weight's units must match the target card's synapse weight. As in Brian2's
+        ``Synapses.connect(p=...)``, a population connected to itself may get autapses
+        (``i == j``); ``autapses=False`` leaves them out.
         """
         n_src, n_tgt = self.size(source), self.size(target)
         mask = self._rng.random((n_src, n_tgt)) < p
-        if source == target and not allow_autapses:
+        if source == target and not autapses:
             np.fill_diagonal(mask, False)
         i, j = np.nonzero(mask)
         card = self.populations[target].card if target in self.populations else None

@@ -92,6 +92,7 @@ def test_card_hash_changes_with_text():
     ({'method = "exact"': 'method = "magic"'}, "neuron.method", "unknown integration method"),
     ({'refractory = "2*ms"': 'refractory = "2*mV"'}, "neuron.refractory", "must be a time"),
     ({'model = "w : amp"': 'model = "g : amp"'}, "synapse.weight", "not defined"),
+    ({'model = "w : amp"': 'model = "w : amp\\nv : volt"'}, "synapse.model", "name of a neuron variable"),
     ({'method = "exact"': 'method = "exact"\nspike_time = "t_hit"'}, "neuron.spike_time", "must be a variable"),
     ({'method = "exact"': 'method = "exact"\nspike_time = "v"'}, "neuron.spike_time", "units of second"),
 ])

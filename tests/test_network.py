@@ -149,3 +149,12 @@ def test_dense_roundtrip():
     w = np.arange(12.0).reshape(3, 4) * 1e-12
     proj = Projection.from_dense("a", "b", w)
     np.testing.assert_array_equal(proj.dense((3, 4)), w)
+
+
+def test_connect_keeps_autapses_as_brian2_unless_asked():
+    spec = NetworkSpec(dt=1e-4, seed=0)
+    spec.add_population("p", "lif", 30)
+    with_self = spec.connect("p", "p", p=1.0, weight=0.1 * nA, name="all")
+    without = spec.connect("p", "p", p=1.0, weight=0.1 * nA, autapses=False, name="no_self")
+    assert with_self.i.size == 900 and np.sum(with_self.i == with_self.j) == 30
+    assert without.i.size == 870 and not np.any(without.i == without.j)

@@ -16,7 +16,7 @@ def small_spec(seed=0, t_ref="0*ms"):
     spec.add_input("in", 3)
     spec.add_population("p", "lif", 4, t_ref=t_ref)
     spec.connect("in", "p", p=1.0, weight=3 * nA)
-    spec.connect("p", "p", p=1.0, weight=0.5 * nA)
+    spec.connect("p", "p", p=1.0, weight=0.5 * nA, autapses=False)
     return spec
 
 

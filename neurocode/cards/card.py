@@ -395,6 +395,11 @@ class _Validator:
         if card.weight not in syn_eqs.names:
             self.fail("synapse.weight", f"weight variable '{card.weight}' is not defined in synapse.model "
                                         f"(defined: {sorted(syn_eqs.names)})")
+        neuron_names = set(card.equations.names) | set(card.defaults)
+        for name in sorted(syn_eqs.names & neuron_names):
+            self.fail("synapse.model", f"synaptic variable '{name}' has the name of a neuron variable or "
+                                       "parameter; Brian2 forbids synaptic variables named like pre- or "
+                                       f"postsynaptic ones: rename it (e.g. '{name}_syn')")
         variables = base_variables()
         for name in list(card.equations.names) + list(card.defaults):
             dim = card.dimension(name)
