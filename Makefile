@@ -31,7 +31,7 @@ $(PY):
 $(DEPS): setup.cfg pyproject.toml | $(PY)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[cuda,dev,docs]'
+	$(PIP) install -e '.[cuda,dev,docs,nir]'
 	touch $@
 
 $(DEBIAN): | $(PY)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurocode.lyapunov import LyapunovError, spectrum
+from neurocode.lyapunov import Convergence, LyapunovError, spectrum
 from neurocode.lyapunov.spiking import PACEMAKER_CARD, SpikingMap, spiking_spectrum
 from neurocode.cards import card_from_string
 
@@ -69,6 +69,68 @@ def test_lorenz_torch_reference():
     assert res.exponents[2] == pytest.approx(LORENZ[2], rel=0.02)
     # sum of exponents = mean trace of the Jacobian = -(sigma + 1 + beta)
     assert res.exponents.sum() == pytest.approx(-(10 + 1 + 8 / 3), rel=1e-3)
+
+
+def test_lorenz_converges_by_itself_with_error_bars(caplog):
+    """Convergence mode: blocks of 2 time units until drift and standard error of every exponent
+    are within max(atol, 2 % of it) (atol = 2 % of lambda_1), capped at 60 units. The estimate
+    and its error bar bracket the published lambda_1 = 0.906."""
+    dt = 0.02
+    step = lorenz_rk4(dt)
+    x0 = attractor_ensemble(step, 256, 20.0, dt)
+    with caplog.at_level("WARNING"):
+        res = spectrum(step, x0, dt, t_sim=60, t_transient=5, qr_every=5, jvp="central",
+                       converge=Convergence(rtol=0.02, t_block=2.0))
+    assert res.converged is True and res.t_sim < 60 and "NOT converged" not in caplog.text
+    bounds = Convergence(rtol=0.02).bounds(res.exponents)
+    assert np.all(res.stderr <= bounds) and np.all(np.abs(res.drift_last_block) <= bounds)
+    assert abs(res.exponents[0] - LORENZ[0]) < max(3 * res.stderr[0], 0.03 * LORENZ[0])
+    assert res.exponents[2] == pytest.approx(LORENZ[2], rel=0.01)
+    d = res.to_dict()
+    assert d["converged"] is True and len(d["stderr"]) == 3 and "converged after" in res.summary()
+
+
+def test_cap_before_convergence_warns(caplog):
+    """Four conditions started together near the origin's unstable manifold, a 1 % tolerance and
+    a cap of 4 time units: the cap stops the run, the result says so and a warning is logged."""
+    dt = 0.02
+    step = lorenz_rk4(dt)
+    x0 = torch.ones(4, 3, dtype=F64) + 1e-3 * initial(4, 3)
+    with caplog.at_level("WARNING", logger="neurocode.lyapunov.spectrum"):
+        res = spectrum(step, x0, dt, t_sim=4.0, qr_every=5, jvp="central", converge=Convergence(rtol=0.01, t_block=1.0))
+    assert res.converged is False and res.t_sim == pytest.approx(4.0)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "NOT converged: the cap t_sim = 4 s stopped the run" in caplog.text
+    assert "NOT converged: stopped at the cap of 4 s" in res.summary()
+
+
+def test_one_condition_gets_error_bars_from_blocks():
+    dt = 0.02
+    step = lorenz_rk4(dt)
+    res = spectrum(step, attractor_ensemble(step, 1, 20.0, dt), dt, t_sim=20, qr_every=5, jvp="central", n_records=10)
+    assert np.isnan(res.spread).all() and np.isfinite(res.stderr).all() and (res.stderr > 0).all()
+
+
+def test_cli_converges_prints_error_bars_and_draws_them(tmp_path, capsys):
+    import json
+    from neurocode.cli import main
+    code = main(["lyapunov", "lorenz", "--dt", "0.02", "--batch", "64", "--t-relax", "20", "--t-transient", "2",
+                 "--t-sim", "30", "--t-block", "2", "--qr-every", "5", "--rtol", "0.05",
+                 "-o", str(tmp_path / "l.json"), "--figure", str(tmp_path / "spectrum")])
+    out = capsys.readouterr().out
+    assert code == 0 and "± s.e." in out and "converged after" in out
+    saved = json.loads((tmp_path / "l.json").read_text())
+    assert saved["converged"] is True and len(saved["stderr"]) == 3
+    assert (tmp_path / "spectrum.png").stat().st_size > 0
+    assert list(np.genfromtxt(tmp_path / "spectrum.csv", delimiter=",", names=True).dtype.names) == \
+        ["index", "exponent_per_s", "stderr_per_s"]
+
+
+def test_bad_convergence_settings_are_refused():
+    with pytest.raises(LyapunovError, match="convergence needs rtol >= 0, atol >= 0 and t_block > 0 s"):
+        Convergence(rtol=0.02, t_block=0.0)
+    with pytest.raises(LyapunovError, match="convergence needs rtol > 0 or atol > 0"):
+        Convergence(rtol=0.0)
 
 
 @pytest.mark.slow

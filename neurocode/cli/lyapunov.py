@@ -12,12 +12,20 @@ def register(sub):
     parser.add_argument("-n", "--neurons", type=int, default=1, help="neurons of a card (default 1)")
     parser.add_argument("--dt", type=float, default=None, help="time step in s (default: spec's, or 1e-4; "
                                                                "1e-2 for rate cards)")
-    parser.add_argument("--t-sim", type=float, default=1.0, help="averaging time in s")
+    parser.add_argument("--t-sim", type=float, default=100.0,
+                        help="averaging time in s; with --rtol > 0 (the default) the cap on it (default 100)")
+    parser.add_argument("--rtol", type=float, default=0.02,
+                        help="run in blocks until every exponent's drift over the last block and standard error "
+                             "are at most max(atol, rtol*|exponent|) (default 0.02); 0 runs exactly --t-sim")
+    parser.add_argument("--atol", type=float, default=None,
+                        help="absolute tolerance in 1/s (default rtol*|largest exponent|)")
+    parser.add_argument("--t-block", type=float, default=1.0, help="averaging time per convergence block in s")
     parser.add_argument("--t-transient", type=float, default=0.1, help="discarded transient in s")
     parser.add_argument("--t-relax", type=float, default=0.0,
                         help="time in s run first with the plain map, to spread the initial conditions over "
                              "the attractor (cheap; see docs/lyapunov.md)")
-    parser.add_argument("--batch", type=int, default=4, help="independent initial conditions")
+    parser.add_argument("--batch", type=int, default=16,
+                        help="independent initial conditions (default 16; they give the standard errors)")
     parser.add_argument("--qr-every", type=int, default=1)
     parser.add_argument("--treatment", choices=["exact", "surrogate", "discrete"], default="exact",
                         help="spike treatment (ignored for rate cards)")
@@ -26,6 +34,7 @@ def register(sub):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", help="write the result as JSON here")
+    parser.add_argument("--figure", help="draw the spectrum with error bars here (PNG + CSV)")
     parser.set_defaults(func=run)
 
 
@@ -60,13 +69,18 @@ def build_map(args):
 
 def run(args):
     from neurocode.io import write_json
+    from neurocode.lyapunov import Convergence
     from neurocode.lyapunov.spiking import spiking_spectrum
     net = build_map(args)
+    converge = Convergence(args.rtol, args.atol, args.t_block) if args.rtol > 0 or args.atol else None
     res = spiking_spectrum(net, batch=args.batch, k=args.k, t_sim=args.t_sim, t_transient=args.t_transient,
-                           t_relax=args.t_relax,
-                           treatment=args.treatment, qr_every=args.qr_every, seed=args.seed, progress=True)
+                           t_relax=args.t_relax, treatment=args.treatment, qr_every=args.qr_every, seed=args.seed,
+                           progress=True, converge=converge)
     print(res.summary())
     if args.output:
         write_json(Path(args.output), res.to_dict())
         print(f"wrote {args.output}")
+    if args.figure:
+        from neurocode.figures.lyapunov import spectrum_errorbars
+        print(f"wrote {spectrum_errorbars(res, args.figure)}")
     return 0

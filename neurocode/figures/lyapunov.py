@@ -1,7 +1,8 @@
-"""LNP study figures: task performance vs sparsity, Lyapunov spectra and timescales.
+"""Lyapunov figures: one spectrum with error bars, and the LNP study (performance vs sparsity,
+spectra, timescales).
 
-Each function takes the long tables written by ``studies/lnp/run.py`` and saves a PNG
-with the data behind it as CSV (:func:`neurocode.figures.save_figure`).
+Each function saves a PNG with the data behind it as CSV (:func:`neurocode.figures.save_figure`);
+the LNP ones take the long tables written by ``studies/lnp/run.py``.
 """
 
 from __future__ import annotations
@@ -73,3 +74,30 @@ def timescales(tau_df, path, sparsity=0.9):
     ax.set(xlabel="membrane time constant τ_m (ms)", ylabel="density",
            title=f"dense vs {100 * sparsity:.0f} % synapse sparsity")
     return save_figure(fig, path, pd.DataFrame(d))
+
+
+def spectrum_errorbars(result, path, label=None):
+    """One spectrum (1/s) against exponent index with ± 1 standard error bars.
+
+    Parameters
+    ----------
+    result : neurocode.lyapunov.LyapunovResult
+        Its ``stderr`` gives the bars (over initial conditions, or over blocks for one).
+    path : str or Path
+        Output path (PNG + CSV with ``index``, ``exponent_per_s``, ``stderr_per_s``).
+    label : str, optional
+        Title; default: the result's card (if any), conditions, averaging time and whether
+        the convergence test passed.
+    """
+    use_style()
+    d = pd.DataFrame({"index": range(result.k), "exponent_per_s": result.exponents,
+                      "stderr_per_s": result.stderr})
+    fig, ax = plt.subplots(figsize=(3.8, 3.0))
+    ax.errorbar(d["index"], d["exponent_per_s"], yerr=d["stderr_per_s"], fmt="o", ms=4, capsize=3,
+                color=PALETTE["dense"], ecolor=PALETTE["lnp"], lw=1)
+    ax.axhline(0, color="0.6", lw=0.8)
+    status = {True: "converged", False: "not converged (cap)", None: "fixed length"}[result.converged]
+    title = label or (f"{result.metadata.get('card', '')} {result.per_condition.shape[0]} conditions, "
+                      f"T = {result.t_sim:g} s, {status}").strip()
+    ax.set(xlabel="exponent index", ylabel="Lyapunov exponent (1/s) ± s.e.", title=title)
+    return save_figure(fig, path, d)

@@ -7,7 +7,7 @@
 * :mod:`~neurocode.lyapunov.prune` -- LNP and the random / activity baselines.
 """
 
-from neurocode.lyapunov.spectrum import (LyapunovError, LyapunovResult, jvp_propagator,
+from neurocode.lyapunov.spectrum import (Convergence, LyapunovError, LyapunovResult, jvp_propagator,
                                          orthonormal_tangents, spectrum)
 
-__all__ = ["LyapunovError", "LyapunovResult", "jvp_propagator", "orthonormal_tangents", "spectrum"]
+__all__ = ["Convergence", "LyapunovError", "LyapunovResult", "jvp_propagator", "orthonormal_tangents", "spectrum"]

@@ -38,6 +38,45 @@ class LyapunovError(ValueError):
     """Bad input to a Lyapunov computation (shapes, times, counts); the message names it."""
 
 
+@dataclass(frozen=True)
+class Convergence:
+    """When a spectrum has converged: run in blocks until, for every exponent ``i``, both the
+    change of the running estimate over the last block and its standard error are at most
+    ``max(atol, rtol * |lambda_i|)``.
+
+    Attributes
+    ----------
+    rtol : float
+        Relative tolerance (default 0.02).
+    atol : float, optional
+        Absolute tolerance (1/s); default ``rtol * |lambda_1|`` (the largest exponent), which
+        keeps exponents near 0 (a flow's zero exponent) from needing a relative precision they
+        cannot have. Give it when ``lambda_1`` itself is near 0.
+    t_block : float
+        Averaging time per block (s); the test runs at the end of each block, from the
+        second one on.
+
+    The standard error is over the batch of initial conditions when there are several, else
+    over the blocks' own exponents (which are correlated, so it is a lower bound).
+    """
+
+    rtol: float = 0.02
+    atol: float | None = None
+    t_block: float = 1.0
+
+    def __post_init__(self):
+        if not self.rtol >= 0 or (self.atol is not None and not self.atol >= 0) or not self.t_block > 0:
+            raise LyapunovError(f"convergence needs rtol >= 0, atol >= 0 and t_block > 0 s; got rtol={self.rtol}, "
+                                f"atol={self.atol}, t_block={self.t_block}")
+        if self.rtol == 0 and not self.atol:
+            raise LyapunovError("convergence needs rtol > 0 or atol > 0")
+
+    def bounds(self, exponents):
+        """Allowed drift and standard error per exponent (1/s)."""
+        atol = self.rtol * abs(exponents[0]) if self.atol is None else self.atol
+        return np.maximum(atol, self.rtol * np.abs(exponents))
+
+
 @dataclass
 class LyapunovResult:
     """Lyapunov exponents with convergence diagnostics.
@@ -56,6 +95,9 @@ class LyapunovResult:
         Time step, averaging time and discarded transient (s).
     qr_every : int
         Steps between QR re-orthonormalisations.
+    converged : bool or None
+        With a :class:`Convergence` test: whether it passed before the cap on the averaging
+        time (``t_sim``); None for a run of fixed length.
     treatment : str
         How the Jacobian was obtained (``"smooth"`` for a differentiable map, or the
         spike treatment of :mod:`neurocode.lyapunov.spiking`).
@@ -73,6 +115,7 @@ class LyapunovResult:
     qr_every: int
     treatment: str = "smooth"
     units: str = "1/s"
+    converged: bool | None = None
     metadata: dict = field(default_factory=dict)
 
     @property
@@ -89,8 +132,17 @@ class LyapunovResult:
 
     @property
     def stderr(self):
-        """Standard error of the mean over initial conditions (1/s)."""
-        return self.spread / math.sqrt(max(self.per_condition.shape[0], 1))
+        """Standard error of each exponent (1/s): of the mean over initial conditions, or, with
+        one condition, over the exponents of the intervals between records (correlated: a
+        lower bound); NaN when neither exists."""
+        batch = self.per_condition.shape[0]
+        if batch >= 2:
+            return self.spread / math.sqrt(batch)
+        if self.times.size < 3:
+            return np.full(self.k, np.nan)
+        total = self.running[:, 0] * self.times[:, None]
+        blocks = np.diff(np.vstack([np.zeros(self.k), total]), axis=0) / np.diff(self.times, prepend=0.0)[:, None]
+        return blocks.std(axis=0, ddof=1) / math.sqrt(blocks.shape[0])
 
     @property
     def drift(self):
@@ -99,6 +151,13 @@ class LyapunovResult:
             return np.full(self.k, np.nan)
         half = self.running[self.times.size // 2].mean(axis=0)
         return self.exponents - half
+
+    @property
+    def drift_last_block(self):
+        """Change of the batch-mean running estimate between the last two records (1/s)."""
+        if self.times.size < 2:
+            return np.full(self.k, np.nan)
+        return self.running[-1].mean(axis=0) - self.running[-2].mean(axis=0)
 
     def kaplan_yorke(self):
         """Kaplan-Yorke (Lyapunov) dimension of the computed part of the spectrum."""
@@ -120,21 +179,25 @@ class LyapunovResult:
                              "exponent_per_s": self.running.ravel()})
 
     def summary(self):
-        """A short text report of exponents, spread and drift."""
+        """A short text report: exponents with standard errors, spread, drift, convergence."""
         lines = [f"{self.k} Lyapunov exponents ({self.units}), {self.per_condition.shape[0]} initial "
                  f"condition(s), T = {self.t_sim:g} s after {self.t_transient:g} s transient, "
                  f"dt = {self.dt:g} s, QR every {self.qr_every} step(s), treatment: {self.treatment}",
-                 f"{'i':>4} {'exponent':>12} {'spread':>10} {'drift':>10}"]
-        for i, (lam, s, d) in enumerate(zip(self.exponents, self.spread, self.drift)):
-            lines.append(f"{i:4d} {lam:12.5g} {s:10.3g} {d:10.3g}")
+                 f"{'i':>4} {'exponent':>12} {'± s.e.':>10} {'spread':>10} {'drift':>10}"]
+        for i, (lam, e, s, d) in enumerate(zip(self.exponents, self.stderr, self.spread, self.drift)):
+            lines.append(f"{i:4d} {lam:12.5g} {e:10.3g} {s:10.3g} {d:10.3g}")
         lines.append(f"sum = {self.exponents.sum():.5g} {self.units}; "
                      f"Kaplan-Yorke dimension = {self.kaplan_yorke():.3g}")
+        if self.converged is not None:
+            lines.append(f"converged after {self.t_sim:g} s" if self.converged else
+                         f"NOT converged: stopped at the cap of {self.t_sim:g} s")
         return "\n".join(lines)
 
     def to_dict(self):
         """Plain dict (for JSON)."""
-        return {"exponents": self.exponents.tolist(), "spread": self.spread.tolist(),
-                "drift": self.drift.tolist(), "per_condition": self.per_condition.tolist(),
+        return {"exponents": self.exponents.tolist(), "stderr": self.stderr.tolist(),
+                "spread": self.spread.tolist(), "drift": self.drift.tolist(), "converged": self.converged,
+                "per_condition": self.per_condition.tolist(),
                 "dt": self.dt, "t_sim": self.t_sim, "t_transient": self.t_transient,
                 "qr_every": self.qr_every, "treatment": self.treatment, "units": self.units,
                 "kaplan_yorke": self.kaplan_yorke(), "metadata": self.metadata}
@@ -218,7 +281,7 @@ def _qr(V):
 
 
 def spectrum(step, x0, dt, *, k=None, t_sim, t_transient=0.0, qr_every=1, n_records=50,
-             propagator=None, jvp="forward_ad", treatment="smooth", seed=0, progress=False):
+             propagator=None, jvp="forward_ad", treatment="smooth", seed=0, progress=False, converge=None):
     """The ``k`` largest Lyapunov exponents of a map by the Benettin / QR method.
 
     Parameters
@@ -234,14 +297,14 @@ def spectrum(step, x0, dt, *, k=None, t_sim, t_transient=0.0, qr_every=1, n_reco
     k : int, optional
         Number of exponents (default: all, ``n_state``).
     t_sim : float
-        Averaging time in seconds (after the transient).
+        Averaging time in seconds (after the transient); with ``converge``, its cap.
     t_transient : float
         Time (s) run first and discarded; states and tangent vectors both relax.
     qr_every : int
         Steps between re-orthonormalisations (1 is safest; larger is faster but can lose
         the smallest exponents when they are far apart).
     n_records : int
-        Number of running estimates kept.
+        Number of running estimates kept (with ``converge``: one per block instead).
     propagator : callable, optional
         ``propagate(x, V, n) -> (x_next, V_next)``; default :func:`jvp_propagator` of
         ``step`` (the spike treatments of :mod:`neurocode.lyapunov.spiking` give their own).
@@ -253,6 +316,9 @@ def spectrum(step, x0, dt, *, k=None, t_sim, t_transient=0.0, qr_every=1, n_reco
         Seed of the random initial tangent vectors.
     progress : bool
         Show a tqdm progress bar.
+    converge : Convergence, optional
+        Run in blocks until the estimate has converged (see :class:`Convergence`), at most
+        ``t_sim``; a run stopped by that cap logs a warning and has ``converged = False``.
 
     Returns
     -------
@@ -270,48 +336,80 @@ def spectrum(step, x0, dt, *, k=None, t_sim, t_transient=0.0, qr_every=1, n_reco
     if qr_every < 1:
         raise LyapunovError(f"qr_every must be >= 1, got {qr_every}")
     n_transient = int(round(t_transient / dt))
-    n_steps = int(round(t_sim / dt))
-    n_steps -= n_steps % qr_every
-    if n_steps < qr_every:
+    n_qr = int(round(t_sim / dt)) // qr_every
+    if n_qr < 1:
         raise LyapunovError(f"t_sim = {t_sim} s is shorter than one QR interval "
                             f"({qr_every} x dt = {qr_every * dt} s)")
+    if converge is None:
+        record_at = set(np.unique(np.linspace(1, n_qr, min(n_records, n_qr)).round().astype(int)))
+    else:
+        block = max(1, int(round(converge.t_block / (qr_every * dt))))
+        t_block = block * qr_every * dt
+        record_at = set(range(block, n_qr + 1, block))
     propagate = propagator or jvp_propagator(step, jvp)
     x = x0.detach().clone()
     V = orthonormal_tangents(batch, n_state, k, x.dtype, x.device, seed)
-    n_blocks = n_steps // qr_every
-    record_at = set(np.unique(np.linspace(1, n_blocks, min(n_records, n_blocks)).round().astype(int)))
     acc = torch.zeros(batch, k, dtype=torch.float64, device=x.device)
-    times, running = [], []
-    iterator = range(n_transient + n_steps)
+    times, running, converged, n = [], [], None, 0
+    bar = None
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(iterator, desc="lyapunov", unit="step")
-    with torch.no_grad():
-        block = 0
-        for n in iterator:
+        bar = tqdm(total=n_transient + n_qr * qr_every, desc="lyapunov", unit="step")
+
+    def advance(steps):
+        nonlocal x, V, n
+        for _ in range(steps):
             x, V = propagate(x, V, n)
-            if (n + 1) % qr_every and n + 1 != n_transient:
+            n += 1
+        if bar is not None:
+            bar.update(steps)
+        if not torch.isfinite(x).all():
+            raise LyapunovError(f"the state became non-finite at step {n}; reduce dt or check the dynamics")
+        V, logd = _qr(V)
+        return logd
+
+    with torch.no_grad():
+        for start in range(0, n_transient, qr_every):          # states and tangents relax
+            advance(min(qr_every, n_transient - start))
+        for q in range(1, n_qr + 1):
+            acc += advance(qr_every).to(torch.float64)
+            if q not in record_at:
                 continue
-            V, logd = _qr(V)
-            if n < n_transient:
-                continue
-            acc += logd.to(torch.float64)
-            block += 1
-            if block in record_at:
-                t = block * qr_every * dt
-                times.append(t)
-                running.append((acc / t).cpu().numpy())
-            if not torch.isfinite(x).all():
-                raise LyapunovError(f"the state became non-finite at step {n}; reduce dt or check "
-                                    "the dynamics")
-    per = (acc / (n_steps * dt)).cpu().numpy()
+            times.append(q * qr_every * dt)
+            running.append((acc / times[-1]).cpu().numpy())
+            if converge is not None and len(running) >= 2:
+                converged = _has_converged(running, times, converge)
+                if converged:
+                    break
+    if bar is not None:
+        bar.close()
+    t_avg = q * qr_every * dt
+    per = (acc / t_avg).cpu().numpy()
     order = np.argsort(-per.mean(axis=0), kind="stable")
     # QR keeps the exponents ordered; the sort only guards against ties at the end.
     per = per[:, order]
     running = np.asarray(running)[:, :, order]
     result = LyapunovResult(exponents=per.mean(axis=0), per_condition=per, times=np.asarray(times),
-                            running=running, dt=float(dt), t_sim=n_steps * dt,
-                            t_transient=n_transient * dt, qr_every=int(qr_every), treatment=treatment)
+                            running=running, dt=float(dt), t_sim=t_avg, t_transient=n_transient * dt,
+                            qr_every=int(qr_every), treatment=treatment, converged=converged)
+    if converge is not None:
+        result.metadata["convergence"] = {"rtol": converge.rtol, "atol": converge.atol,
+                                          "t_block": t_block}
+        if not converged:
+            log.warning("Lyapunov spectrum NOT converged: the cap t_sim = %g s stopped the run; drift %s and "
+                        "standard error %s (1/s) against bounds %s. Raise t_sim, the batch or the tolerance.",
+                        t_avg, np.array2string(np.abs(result.drift_last_block), precision=3),
+                        np.array2string(result.stderr, precision=3),
+                        np.array2string(converge.bounds(result.exponents), precision=3))
     log.info("Lyapunov spectrum: largest %.4g 1/s, sum %.4g 1/s (k=%d, batch=%d)",
              result.exponents[0], result.exponents.sum(), k, batch)
     return result
+
+
+def _has_converged(running, times, converge):
+    """The :class:`Convergence` test on the running estimates so far."""
+    res = LyapunovResult(exponents=running[-1].mean(axis=0), per_condition=running[-1], times=np.asarray(times),
+                         running=np.asarray(running), dt=0.0, t_sim=times[-1], t_transient=0.0, qr_every=1)
+    bounds = converge.bounds(res.exponents)
+    err = res.stderr
+    return bool(np.all(np.abs(res.drift_last_block) <= bounds) and np.all(np.isfinite(err)) and np.all(err <= bounds))

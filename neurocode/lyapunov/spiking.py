@@ -382,7 +382,7 @@ class SpikingMap:
 
 
 def spiking_spectrum(net, *, batch=4, k=None, t_sim=1.0, t_transient=0.2, t_relax=0.0, x0=None,
-                     treatment="exact", qr_every=1, seed=0, progress=False):
+                     treatment="exact", qr_every=1, seed=0, progress=False, converge=None):
     """Lyapunov spectrum (1/s) of a :class:`SpikingMap` with a given spike treatment.
 
     Parameters
@@ -404,8 +404,9 @@ def spiking_spectrum(net, *, batch=4, k=None, t_sim=1.0, t_transient=0.2, t_rela
     x0 : torch.Tensor, optional
         Initial conditions ``(batch, n_state)`` (default :meth:`SpikingMap.initial`).
     treatment : {"exact", "surrogate", "discrete"}
-    qr_every, seed, progress
-        As for :func:`~neurocode.lyapunov.spectrum`.
+    qr_every, seed, progress, converge
+        As for :func:`~neurocode.lyapunov.spectrum` (``converge``: run until converged, at
+        most ``t_sim``).
 
     Returns
     -------
@@ -426,7 +427,7 @@ def spiking_spectrum(net, *, batch=4, k=None, t_sim=1.0, t_transient=0.2, t_rela
     propagate = base if not n_relax else (lambda x, V, n: base(x, V, n + n_relax))
     res = spectrum(None, x0, net.dt, k=k, t_sim=t_sim, t_transient=t_transient, qr_every=qr_every,
                    propagator=propagate, treatment=treatment if net.spiking else "smooth",
-                   seed=seed, progress=progress)
+                   seed=seed, progress=progress, converge=converge)
     res.metadata.update({"card": net.card.name, "n_neurons": net.n, "layout": net.names,
                          "t_relax": n_relax * net.dt})
     return res
