@@ -133,10 +133,11 @@ class Distribution:
         Checked on the float64 quantiles at ``1e-12`` and ``1 - 1e-12``, so values that round
         to the bound count as reaching it.
 
-        >>> Distribution.from_table("tau", {"distribution": "gamma", "mean": "20*ms", "cv": 1e3}).check_bound()
+        >>> wide = Distribution.from_table("tau", {"distribution": "gamma", "mean": "20*ms", "cv": 1e3})
+        >>> wide.check_bound()
         Traceback (most recent call last):
         ...
-        neurocode.cards.heterogeneity.DistributionError: the parameter must be positive, but this gamma distribution can give values equal to or below 0 (as low as 0 in float64); lower its spread
+        neurocode.cards.heterogeneity.DistributionError: ... can give values equal to or below 0 (as low as 0 in float64); lower its spread
         """
         dist = self.scipy()
         lo, hi = float(dist.ppf(QUANTILE)), float(dist.ppf(1 - QUANTILE))

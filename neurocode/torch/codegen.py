@@ -219,7 +219,7 @@ def check_code(expr, where, helpers=()):
     >>> check_code("().__class__.__base__.__subclasses__()", "card 'x', neuron.reset")
     Traceback (most recent call last):
     ...
-    neurocode.torch.codegen.TranslationError: card 'x', neuron.reset: '().__class__.__base__.__subclasses__()' uses attribute access, which Brian2 code cannot contain
+    neurocode.torch.codegen.TranslationError: card 'x', neuron.reset: '().__cl...' uses attribute access, ...
     """
     try:
         tree = ast.parse(expr.strip(), mode="eval")
