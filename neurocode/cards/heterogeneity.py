@@ -137,7 +137,7 @@ class Distribution:
         >>> wide.check_bound()
         Traceback (most recent call last):
         ...
-        neurocode.cards.heterogeneity.DistributionError: ... can give values equal to or below 0 (as low as 0 in float64); lower its spread
+        neurocode.cards.heterogeneity.DistributionError: ... values equal to or below 0 (as low as 0 in float64); ...
         """
         dist = self.scipy()
         lo, hi = float(dist.ppf(QUANTILE)), float(dist.ppf(1 - QUANTILE))
