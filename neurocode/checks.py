@@ -12,6 +12,8 @@ neurocode.errors.NetworkSpecError: weights: must be finite, got nan at index 1
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from neurocode.errors import NetworkSpecError
@@ -59,3 +61,56 @@ def _index(values, k):
     if values.ndim <= 1:
         return k
     return tuple(int(i) for i in np.unravel_index(k, values.shape))
+
+
+def on_grid(delays, dt, what, rounding=False, error=NetworkSpecError):
+    """Delays (s) as whole multiples of ``dt``: checked, or rounded when ``rounding`` is asked for.
+
+    Engines propagate spikes with integer-step delays, so a delay off the grid would be
+    rounded silently; here it is an error naming the first such synapse unless ``rounding``.
+
+    >>> on_grid([0.0, 2e-4], 1e-4, "delays")
+    array([0.   , 0.0002])
+    >>> on_grid([1.5e-4], 1e-4, "projection 'a_to_b', delays")
+    Traceback (most recent call last):
+    ...
+    neurocode.errors.NetworkSpecError: projection 'a_to_b', delays: 0.00015 s at index 0 is not a whole number \
+of time steps (dt = 0.0001 s); round the delays to the grid, or ask for rounding (round_delays=True)
+    """
+    delays = check_values(delays, what, low=0.0, inclusive=True, unit="s", error=error)
+    steps = delays / dt
+    rounded = np.round(steps)
+    if rounding:
+        return rounded * dt
+    off = np.abs(steps - rounded) > 1e-6 * np.maximum(1.0, rounded)
+    if off.any():
+        k = int(np.argmax(off))
+        raise error(f"{what}: {delays[k]:g} s at index {k} is not a whole number of time steps (dt = {dt:g} s); "
+                    "round the delays to the grid, or ask for rounding (round_delays=True)")
+    return delays
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(nbytes, what, error=NetworkSpecError):
+    """Raise ``error`` before allocating ``nbytes`` when they exceed the available memory.
+
+    >>> check_memory(300_000 ** 2 * 9, "a dense 300000 x 300000 connection mask")
+    Traceback (most recent call last):
+    ...
+    neurocode.errors.NetworkSpecError: a dense 300000 x 300000 connection mask needs about 754 GiB of memory, ...
+    """
+    available = available_memory()
+    if nbytes > available:
+        raise error(f"{what} needs about {nbytes / 2**30:.3g} GiB of memory, more than the "
+                    f"{available / 2**30:.3g} GiB available here; use fewer neurons")
