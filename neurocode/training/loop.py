@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurocode.errors import ConfigError
+from neurocode.errors import ConfigError, DatasetError
 from neurocode.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     x, y = train_data
     n = len(x)
     if n == 0 or len(y) != n:
-        raise ValueError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
+        raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
     steps_per_epoch = (n + batch_size - 1) // batch_size
     state = {"epoch": 0, "step": 0, "history": [], "sums": {}, "seed": seed, "wall_s": 0.0}
     if resume and ckpt.is_file():
