@@ -365,14 +365,6 @@ class NetworkSpec:
         return spec
 
     def stale_cards(self, directory=None):
-        """Names of cards whose library file differs from the text stored in this spec."""
-        stale = []
-        for pop in self.populations.values():
-            try:
-                current = load_card(pop.card.name) if directory is None else load_card(pop.card.name, directory)
-            except ValueError:
-                stale.append(pop.card.name)
-                continue
-            if current.sha256 != pop.card.sha256:
-                stale.append(pop.card.name)
-        return sorted(set(stale))
+        """Names of cards whose file differs from the text stored in this spec (see :mod:`neurocode.cards.stale`)."""
+        from neurocode.cards.stale import changed_cards
+        return changed_cards(self, directory)

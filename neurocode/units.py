@@ -86,7 +86,10 @@ def parse_time(text, option, bare="second"):
     >>> parse_time("500*ms", "--duration"), parse_time("0.01", "--dt", bare="ms")
     (0.5, 1e-05)
     """
-    q = parse_quantity(text)
+    try:
+        q = parse_quantity(text)
+    except UnitParseError as exc:
+        raise UnitParseError(f"{option}: {exc}") from None
     if q.is_dimensionless:
         return float(q) * float(_NAMESPACE[bare])
     if q.dim is not DEFAULT_UNITS["second"].dim:

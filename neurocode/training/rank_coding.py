@@ -182,6 +182,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
         out = tmp.name
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run folder {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / CHECKPOINT).is_file() and (out / "config.json").is_file() \
             and not _config_matches(out / "config.json", config):
