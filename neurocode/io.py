@@ -1,6 +1,7 @@
 """Atomic file writes: a temp file in the same folder, then ``os.replace``.
 
-Nothing already written is lost if a run is killed mid-write.
+Nothing already written is lost if a run is killed mid-write. The file gets the
+permissions the user's umask gives a new file (``mkstemp`` alone would leave it 0600).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -16,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from neurocode.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -26,9 +29,49 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def current_umask():
+    """The process's umask, read without changing it (``/proc``), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_output_dir(path, produces, overwrite=False, option="--out"):
+    """Refuse, before any work, an output folder that is a file or already holds any of ``produces``.
+
+    ``overwrite`` allows replacing earlier results; ``option`` names the setting in messages.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; give a folder")
+    existing = [name for name in produces if (path / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{option} {path} already holds results of another run ({', '.join(existing)}); "
+                          "give another folder, or pass --overwrite to replace them")
+    return path
+
+
+def check_output_file(path, overwrite=False, option="--output"):
+    """Refuse, before any work, an output file that is a folder or exists (unless ``overwrite``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{option} {path} exists; give another name, or pass --overwrite to replace it")
+    return path
 
 
 def write_text(path, text):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocode.checks import check_memory
 from neurocode.errors import NetworkSpecError
 from neurocode.cards import load_card
 from neurocode.spec import NetworkSpec, Projection
@@ -167,6 +168,7 @@ def default_network(card="lif", size=200, duration=1.0, seed=0, dt=1e-4, n_input
                                f"for {sorted(DEFAULT_WEIGHTS)} - build a NetworkSpec and pass its .npz")
     if size < 1 or n_input < 1:
         raise NetworkSpecError(f"default_network: need size >= 1 and n_input >= 1, got {size}, {n_input}")
+    check_memory(9 * size * (size + n_input), f"a default network of {size} neurons draws dense connection masks")
     w_in, w_exc, w_inh = DEFAULT_WEIGHTS[card.name]
     spec = NetworkSpec(dt=dt, seed=seed, metadata={"preset": "default_network", "card": card.name,
                                                    "input_rate_hz": input_rate})

@@ -18,14 +18,18 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from brian2 import Quantity
 
-from neurocode.errors import NetworkSpecError
+from neurocode.checks import check_memory, check_values, on_grid
+from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
 from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
 from neurocode.cards import ModelCard, card_from_string, load_card
@@ -63,7 +67,9 @@ class Population:
             if value.shape != (self.size,):
                 raise NetworkSpecError(f"population '{self.name}': parameter '{key}' has shape "
                                        f"{value.shape}, expected ({self.size},)")
-            self.params[key] = value
+            low, inclusive = self.card.lower_bound(key) or (None, False)
+            self.params[key] = check_values(value, f"population '{self.name}', parameter '{key}'", low, inclusive,
+                                            unit="s")
         state_vars = set(self.card.equations.diff_eq_names) | {
             name for name in self.card.equations.names if name not in self.card.defaults
             and name not in self.card.equations.subexpr_names}
@@ -75,7 +81,7 @@ class Population:
             if value.shape != (self.size,):
                 raise NetworkSpecError(f"population '{self.name}': initial value of '{key}' has shape "
                                        f"{value.shape}, expected ({self.size},)")
-            self.initial[key] = value
+            self.initial[key] = check_values(value, f"population '{self.name}', initial value of '{key}'")
 
     @classmethod
     def sample(cls, name, card, size, rng=None, **overrides):
@@ -126,8 +132,7 @@ class InputPopulation:
                                    f"{self.times.shape} must be 1-D arrays of the same length")
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.size):
             raise NetworkSpecError(f"input '{self.name}': indices must lie in [0, {self.size})")
-        if self.times.size and self.times.min() < 0:
-            raise NetworkSpecError(f"input '{self.name}': spike times must be >= 0 s")
+        check_values(self.times, f"input '{self.name}', spike times", low=0.0, inclusive=True, unit="s")
 
 
 @dataclass
@@ -157,9 +162,10 @@ class Projection:
         if len(shapes) != 1 or self.i.ndim != 1:
             raise NetworkSpecError(f"projection {self.source}->{self.target}: i, j, weights and "
                                    f"delays must be 1-D arrays of one length, got {sorted(shapes)}")
-        if self.delays is not None and self.delays.size and self.delays.min() < 0:
-            raise NetworkSpecError(f"projection {self.source}->{self.target}: delays must be >= 0 s")
         self.name = self.name or f"{self.source}_to_{self.target}"
+        check_values(self.weights, f"projection '{self.name}', weights")
+        if self.delays is not None:
+            check_values(self.delays, f"projection '{self.name}', delays", low=0.0, inclusive=True, unit="s")
 
     @classmethod
     def from_dense(cls, source, target, weights, delays=None, name=""):
@@ -189,8 +195,8 @@ class NetworkSpec:
 
     def __post_init__(self):
         self.dt = float(parse_quantity(self.dt)) if isinstance(self.dt, str) else float(self.dt)
-        if not self.dt > 0:
-            raise NetworkSpecError(f"dt must be > 0 s, got {self.dt}")
+        if not 0 < self.dt < float("inf"):
+            raise NetworkSpecError(f"dt must be > 0 s and finite, got {self.dt}")
         self._rng = np.random.default_rng(self.seed)
 
     # -- building -------------------------------------------------------------------------
@@ -219,8 +225,11 @@ class NetworkSpec:
         raise NetworkSpecError(f"no population or input named '{name}'; "
                                f"have {sorted(self.populations) + sorted(self.inputs)}")
 
-    def add_projection(self, projection):
-        """Add a projection after checking its endpoints, indices and weight units."""
+    def add_projection(self, projection, round_delays=False):
+        """Add a projection after checking its endpoints, indices and weight units.
+
+        Delays must be whole numbers of time steps; ``round_delays=True`` rounds them instead.
+        """
         n_src, n_tgt = self.size(projection.source), self.size(projection.target)
         if projection.target not in self.populations:
             raise NetworkSpecError(f"projection target '{projection.target}' must be a neuron population")
@@ -230,18 +239,24 @@ class NetworkSpec:
                                    f"{n_src} sources and {n_tgt} targets")
         if any(p.name == projection.name for p in self.projections):
             raise NetworkSpecError(f"a projection named '{projection.name}' already exists")
+        if projection.delays is not None:
+            projection.delays = on_grid(projection.delays, self.dt, f"projection '{projection.name}', delays",
+                                        rounding=round_delays)
         self.projections.append(projection)
         return projection
 
-    def connect(self, source, target, p=1.0, weight=None, delay=None, autapses=True, name=""):
+    def connect(self, source, target, p=1.0, weight=None, delay=None, autapses=True, name="", round_delays=False):
         """Random (Erdos-Renyi) projection with connection probability ``p``.
 
         ``weight`` and ``delay`` are Brian2 quantities (or a Distribution for weights);
-        the weight's units must match the target card's synapse weight. As in Brian2's
+        the weight's units must match the target card's synapse weight. Delays off the
+        time grid are an error unless ``round_delays``. As in Brian2's
         ``Synapses.connect(p=...)``, a population connected to itself may get autapses
         (``i == j``); ``autapses=False`` leaves them out.
         """
         n_src, n_tgt = self.size(source), self.size(target)
+        check_memory(n_src * n_tgt * 9, f"connecting '{source}' ({n_src}) to '{target}' ({n_tgt}) draws a "
+                                        "dense connection mask")
         mask = self._rng.random((n_src, n_tgt)) < p
         if source == target and not autapses:
             np.fill_diagonal(mask, False)
@@ -252,7 +267,7 @@ class NetworkSpec:
         weights = self._values(weight, i.size, card.weight_dim, f"weight of {source}->{target}")
         delays = None if delay is None else self._values(delay, i.size, parse_quantity("1*second").dim,
                                                          f"delay of {source}->{target}")
-        return self.add_projection(Projection(source, target, i, j, weights, delays, name))
+        return self.add_projection(Projection(source, target, i, j, weights, delays, name), round_delays)
 
     def _values(self, value, n, dim, what):
         if isinstance(value, Distribution):
@@ -280,7 +295,8 @@ class NetworkSpec:
                               "metadata": self.metadata, "cards": {}, "populations": [],
                               "inputs": [], "projections": []}
         for pop in self.populations.values():
-            header["cards"][pop.card.name] = {"text": pop.card.text, "sha256": pop.card.sha256}
+            header["cards"][pop.card.name] = {"text": pop.card.text, "sha256": pop.card.sha256,
+                                              "origin": pop.card.origin}
             header["populations"].append({
                 "name": pop.name, "card": pop.card.name, "size": pop.size,
                 "units": {k: dimension_name(v.dim) for k, v in pop.card.defaults.items()}})
@@ -307,10 +323,31 @@ class NetworkSpec:
 
     @classmethod
     def load(cls, path):
-        """Read a spec written by :meth:`save`; checks version, shapes and units."""
+        """Read a spec written by :meth:`save`; checks version, shapes, units and values.
+
+        Every problem -- a missing header key or array, a corrupt file, an impossible value,
+        a bad stored card -- raises a :class:`~neurocode.errors.NeurocodeError` naming the file.
+        """
         path = Path(path)
         if not path.is_file():
             raise NetworkSpecError(f"no NetworkSpec file at {path}")
+        try:
+            return cls._read(path)
+        except ModelCardError as exc:
+            raise ModelCardError(f"{path}:{exc.card}", exc.field, exc.problem) from None
+        except NeurocodeError as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise NetworkSpecError(f"{path}: {exc}") from None
+        except KeyError as exc:
+            raise NetworkSpecError(f"{path}: lacks {exc} (a header key or an array): the file is truncated "
+                                   "or was not written by NetworkSpec.save") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, TypeError, ValueError) as exc:
+            raise NetworkSpecError(f"{path}: corrupt or malformed NetworkSpec file ({type(exc).__name__}: "
+                                   f"{exc})") from None
+
+    @classmethod
+    def _read(cls, path):
         try:
             data = np.load(path, allow_pickle=False)
             header = json.loads(bytes(data["header"]).decode())
@@ -321,8 +358,12 @@ class NetworkSpec:
             raise NetworkSpecError(f"{path}: format version {version} is not supported "
                                    f"(this neurocode reads versions {list(READABLE_VERSIONS)})")
         spec = cls(dt=header["dt"], seed=header["seed"], metadata=header["metadata"])
-        cards = {name: card_from_string(c["text"], name=name, source=f"{path}:{name}")
-                 for name, c in header["cards"].items()}
+        cards = {}
+        for name, c in header["cards"].items():
+            if hashlib.sha256(c["text"].encode()).hexdigest() != c["sha256"]:
+                raise NetworkSpecError(f"card '{name}': the stored text does not match its stored hash "
+                                       "(the file was edited after it was saved)")
+            cards[name] = card_from_string(c["text"], name=name, source=f"{path}:{name}", origin=c.get("origin"))
         for entry in header["populations"]:
             card = cards[entry["card"]]
             units = {k: dimension_name(v.dim) for k, v in card.defaults.items()}
@@ -349,14 +390,6 @@ class NetworkSpec:
         return spec
 
     def stale_cards(self, directory=None):
-        """Names of cards whose library file differs from the text stored in this spec."""
-        stale = []
-        for pop in self.populations.values():
-            try:
-                current = load_card(pop.card.name) if directory is None else load_card(pop.card.name, directory)
-            except ValueError:
-                stale.append(pop.card.name)
-                continue
-            if current.sha256 != pop.card.sha256:
-                stale.append(pop.card.name)
-        return sorted(set(stale))
+        """Names of cards whose file differs from the text stored in this spec (see :mod:`neurocode.cards.stale`)."""
+        from neurocode.cards.stale import changed_cards
+        return changed_cards(self, directory)

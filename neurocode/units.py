@@ -1,7 +1,8 @@
 """The one conversion boundary between Brian2 quantities and SI floats.
 
-Card values are strings such as ``"20*ms"`` or ``"-65*mV"``; they are evaluated against
-Brian2's unit names only (no builtins, no other names).
+Card values are strings such as ``"20*ms"`` or ``"-65*mV"``; they are read by the one
+safe evaluator (:mod:`neurocode.cards.expressions`) over Brian2's unit names only, and
+must be finite.
 
 >>> q = parse_quantity("20*ms")
 >>> bool(parse_quantity("1.5 s") == parse_quantity("1500*ms") == parse_quantity("1500ms"))
@@ -17,9 +18,12 @@ from __future__ import annotations
 import numbers
 import re
 
+import numpy as np
 from brian2 import Quantity, get_unit
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+
+from neurocode.errors import NeurocodeError
 
 
 #: A number directly followed by a unit name, as typed on a command line: "200ms", "1.5 s".
@@ -30,34 +34,50 @@ _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([
 _NAMESPACE = dict(DEFAULT_UNITS, s=DEFAULT_UNITS["second"])
 
 
-class UnitParseError(ValueError):
+class UnitParseError(NeurocodeError, ValueError):
     """A value or unit string cannot be read; the caller adds card and field."""
 
 
 def parse_quantity(value):
-    """Evaluate ``value`` (number, Quantity or string like ``"20*ms"``) to a Quantity."""
-    if isinstance(value, Quantity):
-        return value
+    """Evaluate ``value`` (number, Quantity or string like ``"20*ms"``) to a finite Quantity.
+
+    >>> parse_quantity("().__class__")
+    Traceback (most recent call last):
+    ...
+    neurocode.units.UnitParseError: cannot read '().__class__': attribute access ('.__class__') is not allowed
+    >>> parse_quantity("1e999*ms")
+    Traceback (most recent call last):
+    ...
+    neurocode.units.UnitParseError: '1e999*ms' is not finite
+    """
+    from neurocode.cards.expressions import ExpressionError, parse_expression
+
+    text = value
     if isinstance(value, bool):
         raise UnitParseError(f"expected a number with units, got the boolean {value!r}")
     if isinstance(value, numbers.Number):
-        return Quantity(float(value))
-    if not isinstance(value, str):
+        value = Quantity(float(value))
+    elif isinstance(value, str):
+        match = _NUMBER_UNIT.match(value)
+        expr = f"{match.group(1)}*{match.group(2)}" if match else value
+        try:
+            parsed = parse_expression(expr, random=False)
+            unknown = sorted(parsed.names - set(_NAMESPACE))
+            if unknown:
+                raise UnitParseError(f"cannot read {value!r}: {', '.join(map(repr, unknown))} "
+                                     "is not a Brian2 unit")
+            value = parsed.evaluate(_NAMESPACE)
+        except ExpressionError as exc:
+            raise UnitParseError(f"cannot read {str(exc).replace(repr(expr), repr(value), 1)}") from None
+        if isinstance(value, (numbers.Number, np.number)) and not isinstance(value, (bool, np.bool_)):
+            value = Quantity(float(value))
+        if not isinstance(value, Quantity) or np.ndim(value) != 0:
+            raise UnitParseError(f"{text!r} is not a number with units")
+    elif not isinstance(value, Quantity):
         raise UnitParseError(f"expected a string such as '20*ms', got {value!r}")
-    match = _NUMBER_UNIT.match(value)
-    if match:
-        value = f"{match.group(1)}*{match.group(2)}"
-    try:
-        result = eval(compile(value, "<value>", "eval"), {"__builtins__": {}}, _NAMESPACE)
-    except NameError as exc:
-        raise UnitParseError(f"cannot read {value!r}: {exc} (not a Brian2 unit)") from None
-    except SyntaxError:
-        raise UnitParseError(f"cannot read {value!r}: not an expression like '20*ms'") from None
-    if isinstance(result, numbers.Number) and not isinstance(result, bool):
-        return Quantity(float(result))
-    if not isinstance(result, Quantity):
-        raise UnitParseError(f"{value!r} is not a number with units")
-    return result
+    if not np.all(np.isfinite(np.asarray(value))):
+        raise UnitParseError(f"{text!r} is not finite")
+    return value
 
 
 def parse_time(text, option, bare="second"):
@@ -66,7 +86,10 @@ def parse_time(text, option, bare="second"):
     >>> parse_time("500*ms", "--duration"), parse_time("0.01", "--dt", bare="ms")
     (0.5, 1e-05)
     """
-    q = parse_quantity(text)
+    try:
+        q = parse_quantity(text)
+    except UnitParseError as exc:
+        raise UnitParseError(f"{option}: {exc}") from None
     if q.is_dimensionless:
         return float(q) * float(_NAMESPACE[bare])
     if q.dim is not DEFAULT_UNITS["second"].dim:

@@ -83,7 +83,7 @@ def test_card_hash_changes_with_text():
     ({"cv = 0.3": "cv = -0.3"}, "heterogeneity.tau_m", "cv must be > 0"),
     ({'distribution = "gamma"': 'distribution = "poisson"'}, "heterogeneity.tau_m", "unknown distribution"),
     ({'distribution = "gamma"\nmean = "20*ms"\ncv = 0.3': 'distribution = "normal"\nmean = "20*ms"\ncv = 0.3'},
-     "heterogeneity.tau_m", "zero or negative"),
+     "heterogeneity.tau_m", "equal to or below 0"),
     ({'distribution = "gamma"\nmean = "20*ms"\ncv = 0.3': 'distribution = "uniform"\nlow = "30*ms"\nhigh = "10*ms"'},
      "heterogeneity.tau_m", "must be below"),
     ({'distribution = "gamma"\nmean = "20*ms"': 'distribution = "gamma"\nmean = "-20*ms"'},

@@ -137,7 +137,7 @@ def test_changed_card_is_detected(tmp_path):
     (lambda s: s.connect("exc", "in", p=0.1, weight=1 * nA), "must be a neuron population"),
     (lambda s: s.add_projection(Projection("in", "exc", [0], [500], [1e-9])), "indices out of range"),
     (lambda s: s.add_input("in2", 3, indices=[5], times=[0.0]), r"indices must lie in \[0, 3\)"),
-    (lambda s: s.add_input("in3", 3, indices=[0], times=[-1e-3]), "spike times must be >= 0"),
+    (lambda s: s.add_input("in3", 3, indices=[0], times=[-1e-3]), "spike times: must be >= 0 s, got -0.001 at index 0"),
     (lambda s: s.size("nope"), "no population or input named 'nope'"),
 ])
 def test_bad_specs_are_rejected(call, message):

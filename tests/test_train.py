@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neurocode.cli import main
+from neurocode.errors import ConfigError
 from neurocode.spec import NetworkSpec
 from neurocode.training.loop import fit
 from neurocode.training.ttfs import load_config, train_ttfs
@@ -63,13 +64,13 @@ def test_fit_is_generic_over_models(tmp_path):
 
 
 def test_bad_configs_are_named(tmp_path):
-    with pytest.raises(ValueError, match="unknown config key 'optimiser'"):
+    with pytest.raises(ConfigError, match="config: unknown key 'optimiser'"):
         load_config({"optimiser": "adam"})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['widths'\] in \[network\]"):
+    with pytest.raises(ConfigError, match=r"config: unknown key 'network.widths'; known: \['network.init_mean'"):
         load_config({"network": {"widths": [1]}})
-    with pytest.raises(FileNotFoundError, match="no config file"):
+    with pytest.raises(ConfigError, match="no config file"):
         load_config(tmp_path / "absent.toml")
-    with pytest.raises(ValueError, match="unknown loss setting"):
+    with pytest.raises(ConfigError, match="unknown key 'loss.gamma2'"):
         train_ttfs({**TINY, "loss": {"gamma2": 1.0}}, tmp_path / "bad", progress=False)
     one = {**TINY, "train": {**TINY["train"], "epochs": 1}}
     assert len(train_ttfs(one, tmp_path / "r", progress=False)) == 1

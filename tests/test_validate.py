@@ -10,7 +10,8 @@ from neurocode.cards import card_from_string, load_card
 from neurocode.spec import NetworkSpec, Population
 from neurocode.brian import simulate
 from neurocode.torch.ttfs import TTFSNetwork
-from neurocode.validate import (TrialInputs, VariantError, apply_variants, check_spec, parse_variant, present,
+from neurocode.cards.stale import choose_cards
+from neurocode.validate import (TrialInputs, VariantError, apply_variants, parse_variant, present,
                                 validate_spec)
 from neurocode.validate.run import TTFSTask
 from neurocode.validate.timing import grid_times
@@ -205,21 +206,27 @@ def test_bad_variants():
         window_end_rule(spec)
 
 
-def test_stale_or_missing_card_is_refused(ttfs):
+def test_stale_or_missing_card_is_reported_and_chosen(ttfs, caplog):
     spec, x, y = ttfs
-    check_spec(spec)                                    # the library card is the trained one
+    assert choose_cards(spec).populations == spec.populations          # the library card is the trained one
+    assert not caplog.records
     changed = NetworkSpec(dt=DT, metadata=dict(spec.metadata))
     changed.inputs = spec.inputs
     card = card_from_string(load_card("ttfs").text.replace('v_th = "1"', 'v_th = "1.5"'), name="ttfs")
     for name, pop in spec.populations.items():
         changed.populations[name] = Population(name, card, pop.size, pop.params)
     changed.projections = spec.projections
-    with pytest.raises(NetworkSpecError, match=r"model card\(s\) \['ttfs'\] are missing .* or changed since training"):
-        validate_spec(changed, x, y, device="runtime")
+    stored = choose_cards(changed)
+    assert stored.populations["out"].card.defaults["v_th"] == 1.5
+    assert "equations/ttfs.toml has changed since the spec was saved; using the text stored" in caplog.text
+    current = choose_cards(changed, "current")
+    assert current.populations["out"].card.defaults["v_th"] == 1.0
+    assert "using the file as it is now" in caplog.text
     missing = card_from_string(load_card("ttfs").text, name="ttfs_gone")
     changed.populations = {n: Population(n, missing, p.size, p.params) for n, p in spec.populations.items()}
-    with pytest.raises(NetworkSpecError, match=r"\['ttfs_gone'\] are missing"):
-        check_spec(changed)
+    with pytest.raises(NetworkSpecError, match=r"card 'ttfs_gone' .*ttfs_gone.toml no longer exists; use the text "
+                                               r"stored in the spec \(--card-source stored\)"):
+        validate_spec(changed, x, y, device="runtime", card_source="current")
 
 
 def test_bad_shapes_and_unknown_networks(ttfs):

@@ -25,6 +25,9 @@ from brian2 import (Network, NeuronGroup, Quantity, SpikeGeneratorGroup, SpikeMo
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.core.variables import VariableView
 
+from neurocode.cards.card import IMPLICIT
+from neurocode.cards.expressions import ExpressionError, parse_expression
+from neurocode.checks import check_values
 from neurocode.errors import NetworkSpecError
 
 logger = logging.getLogger(__name__)
@@ -60,13 +63,14 @@ def check_record(spec, record):
 def initial_values(pop, overrides=None):
     """Initial values of ``pop``'s variables as SI arrays where they can be computed here.
 
-    Card ``initial`` expressions that use only parameters, units and ``exp/log/sqrt/abs``
-    are evaluated with numpy; others (``rand()``...) are left to Brian2 (value ``str``).
-    ``overrides`` maps variable names to SI arrays/scalars or Brian2 expressions.
+    Expressions are read by :mod:`neurocode.cards.expressions`. Those that use only
+    parameters, units and functions are evaluated here; those with ``rand()``/``randn()``
+    or other variables of the group are left to Brian2 (value ``str``). Values must be
+    finite. ``overrides`` maps variable names to SI arrays/scalars or Brian2 expressions.
     """
     namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
-    namespace.update(exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs, inf=np.inf, pi=np.pi)
     namespace.update(pop.params)
+    group_names = set(namespace) | set(pop.card.equations.names) | set(IMPLICIT)
     out = {}
     exprs = dict(pop.card.initial)
     exprs.update(overrides or {})
@@ -74,14 +78,23 @@ def initial_values(pop, overrides=None):
         if var not in pop.card.equations.names:
             raise NetworkSpecError(f"initial value for '{var}': population '{pop.name}' (card "
                                    f"'{pop.card.name}') has no such state variable")
+        where = f"population '{pop.name}', initial value of '{var}'"
         if not isinstance(expr, str):
-            out[var] = np.broadcast_to(np.asarray(expr, dtype=np.float64), (pop.size,)).copy()
-            continue
+            value = expr
+        else:
+            try:
+                parsed = parse_expression(expr, group_names)
+                if parsed.random or not parsed.names <= set(namespace):
+                    out[var] = expr          # evaluated by Brian2 inside the group
+                    continue
+                value = parsed.evaluate(namespace)
+            except ExpressionError as exc:
+                raise NetworkSpecError(f"{where}: {exc}") from None
         try:
-            value = eval(compile(expr, "<initial>", "eval"), {"__builtins__": {}}, namespace)
-            out[var] = np.broadcast_to(np.asarray(value, dtype=np.float64), (pop.size,)).copy()
-        except Exception:  # an expression only Brian2 can evaluate (random numbers, ...)
-            out[var] = expr
+            value = np.broadcast_to(np.asarray(value, dtype=np.float64), (pop.size,)).copy()
+        except (TypeError, ValueError) as exc:
+            raise NetworkSpecError(f"{where}: {exc}") from None
+        out[var] = check_values(value, where)
     return out
 
 

@@ -20,11 +20,21 @@ logger = logging.getLogger(__name__)
 _SESSIONS = {}
 
 
-def _seconds(duration):
+def _seconds(duration, spec):
+    """The run's duration (s), checked against the spec before Brian2 sees anything."""
     from brian2 import second
     value = float(duration / second) if hasattr(duration, "dim") else float(duration)
-    if not value > 0:
-        raise NetworkSpecError(f"duration must be > 0 s, got {duration}")
+    if not 0 < value < np.inf:
+        raise NetworkSpecError(f"duration must be > 0 s and finite, got {duration}")
+    if value < spec.dt:
+        raise NetworkSpecError(f"duration {value:g} s is shorter than the time step dt = {spec.dt:g} s: "
+                               "no step would run")
+    for inp in spec.inputs.values():
+        late = inp.times >= value
+        if late.any():
+            k = int(np.argmax(late))
+            raise NetworkSpecError(f"input '{inp.name}', spike times: {inp.times[k]:g} s at index {k} is not within "
+                                   f"the run of {value:g} s ({int(late.sum())} spikes are); run longer or drop them")
     return value
 
 
@@ -83,7 +93,7 @@ def simulate(spec, duration, device="runtime", target="numpy", record=None, thre
     2e-09
     """
     check_device(device, target)
-    duration = _seconds(duration)
+    duration = _seconds(duration, spec)
     record = check_record(spec, record)
     if device != "runtime":
         return _simulate_standalone(spec, duration, device, record, threads, directory, progress, initial)

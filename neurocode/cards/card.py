@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from brian2 import Equations
 from brian2.core.functions import DEFAULT_CONSTANTS, DEFAULT_FUNCTIONS
 from brian2.core.namespace import DEFAULT_UNITS
@@ -34,6 +35,7 @@ from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError
 from brian2.utils.stringtools import get_identifiers
 
 from neurocode.errors import ModelCardError
+from neurocode.cards.expressions import CONSTANTS, ExpressionError, parse_expression
 from neurocode.cards.heterogeneity import Distribution, DistributionError
 from neurocode.units import UnitParseError, dimension_name, parse_quantity
 
@@ -86,6 +88,9 @@ class ModelCard:
         A variable or subexpression (unit second) that holds, when the threshold is tested,
         the spike's exact time within its step (e.g. the interpolated threshold crossing).
         Spike monitors then report it instead of the step's time.
+    origin : str or None
+        Absolute path of the TOML file the text was read from; a NetworkSpec keeps it, so
+        that a card edited after the spec was saved can be reported.
     """
 
     name: str
@@ -104,6 +109,7 @@ class ModelCard:
     on_pre: str
     weight: str
     spike_time: str | None = None
+    origin: str | None = None
     description: str = ""
     references: tuple = field(default_factory=tuple)
 
@@ -132,6 +138,16 @@ class ModelCard:
     def sha256(self):
         """Hash of the card text; a NetworkSpec records it to detect changed cards."""
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def lower_bound(self, name):
+        """``(low, inclusive)`` that every value of parameter ``name`` must exceed, or ``None``.
+
+        A parameter with units of second is a time constant (> 0 s), except the one that
+        ``refractory`` names, which is a duration (>= 0 s).
+        """
+        if self.defaults[name].dim is not second.dim:
+            return None
+        return (0.0, name == self.refractory)
 
     def dimension(self, name):
         """Dimension of a state variable, subexpression or parameter."""
@@ -200,24 +216,30 @@ def card_path(name_or_path, directory=CARD_DIR):
 def load_card(name_or_path, directory=CARD_DIR):
     """Load and validate a card by name (from ``equations/``) or by path."""
     path = card_path(name_or_path, directory)
-    return card_from_string(path.read_text(), name=path.stem, source=str(path))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelCardError(str(path), "<file>", f"cannot read: {exc}") from None
+    return card_from_string(text, name=path.stem, source=str(path), origin=str(path.resolve()))
 
 
-def card_from_string(text, name="<string>", source="<string>"):
-    """Parse and validate a card from TOML text."""
+def card_from_string(text, name="<string>", source="<string>", origin=None):
+    """Parse and validate a card from TOML text (``origin``: the file it came from, if any)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelCardError(name, "<toml>", f"not valid TOML: {exc}") from None
     name = data.get("name", name)
-    return _Validator(name, source, text, data).card()
+    if not isinstance(name, str):
+        raise ModelCardError(str(name), "name", f"must be a string, got {name!r}")
+    return _Validator(name, source, text, data, origin).card()
 
 
 class _Validator:
     """Checks one card's data, field by field, and builds the ModelCard."""
 
-    def __init__(self, name, source, text, data):
-        self.name, self.source, self.text, self.data = name, source, text, data
+    def __init__(self, name, source, text, data, origin=None):
+        self.name, self.source, self.text, self.data, self.origin = name, source, text, data, origin
 
     def fail(self, field, problem):
         raise ModelCardError(self.name, field, problem)
@@ -259,13 +281,16 @@ class _Validator:
         refractory = neuron.get("refractory")
         if refractory is not None and not isinstance(refractory, str):
             self.fail("neuron.refractory", f"must be a string such as '2*ms' or 't_ref', got {refractory!r}")
+        refractory = refractory.strip() if refractory else None
         method = neuron.get("method", "exact")
         if method not in METHODS:
             self.fail("neuron.method", f"unknown integration method {method!r}; choose one of {sorted(METHODS)}")
         initial = neuron.get("initial", {})
         self.keys(initial, set(equations.names), "neuron.initial")
+        for key, value in initial.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                self.fail(f"neuron.initial.{key}", f"must be a string or a number, got {value!r}")
         initial = {k: str(v) for k, v in initial.items()}
-        heterogeneity = self.heterogeneity(d.get("heterogeneity", {}), defaults)
         synapse = d.get("synapse", {})
         self.keys(synapse, SYNAPSE_KEYS, "synapse")
         if kind == "spiking" and not synapse:
@@ -274,14 +299,47 @@ class _Validator:
         on_pre = self.string(synapse, "on_pre", "synapse", required=kind == "spiking") or ""
         weight = synapse.get("weight", "w")
         spike_time = self.spike_time(neuron, equations, kind)
+        description, references = d.get("description", ""), d.get("references", ())
+        if not isinstance(description, str):
+            self.fail("description", f"must be a string, got {description!r}")
+        if not isinstance(references, (list, tuple)) or not all(isinstance(r, str) for r in references):
+            self.fail("references", f"must be a list of strings, got {references!r}")
+        if not isinstance(weight, str):
+            self.fail("synapse.weight", f"must be the name of a variable, got {weight!r}")
         card = ModelCard(
             name=self.name, source=self.source, text=self.text, kind=kind, equations=equations,
-            threshold=threshold, reset=reset, refractory=refractory.strip() if refractory else None,
-            method=method, defaults=defaults, heterogeneity=heterogeneity, initial=initial,
+            threshold=threshold, reset=reset, refractory=refractory,
+            method=method, defaults=defaults, heterogeneity={}, initial=initial,
             synapse_model=synapse_model, on_pre=on_pre, weight=weight, spike_time=spike_time,
-            description=d.get("description", "").strip(), references=tuple(d.get("references", ())))
+            origin=self.origin, description=description.strip(), references=tuple(references))
         self.check_code(card)
-        return card
+        self.check_values(card)
+        return replace(card, heterogeneity=self.heterogeneity(d.get("heterogeneity", {}), card))
+
+    def check_values(self, card):
+        """Parameter bounds, a refractory period given as a quantity, and computable initial values."""
+        for name, value in card.defaults.items():
+            bound = card.lower_bound(name)
+            if bound is not None and not (float(value) >= bound[0] if bound[1] else float(value) > bound[0]):
+                what = "a duration, must be >= 0 s" if bound[1] else "a time constant, must be > 0 s"
+                self.fail(f"parameters.{name}", f"{what}; got {value}")
+        if card.refractory and get_identifiers(card.refractory) <= set(DEFAULT_UNITS):
+            try:
+                period = parse_quantity(card.refractory)
+            except UnitParseError as exc:
+                self.fail("neuron.refractory", str(exc))
+            if period.dim is second.dim and not float(period) >= 0:
+                self.fail("neuron.refractory", f"a refractory period must be >= 0 s, got {period}")
+        namespace = dict(DEFAULT_UNITS, **card.defaults)
+        for var, expr in card.initial.items():
+            parsed = parse_expression(expr)          # checked in check_code
+            if parsed.names <= set(namespace) | set(CONSTANTS) and not parsed.random:
+                try:
+                    value = parsed.evaluate(namespace)
+                except ExpressionError as exc:
+                    self.fail(f"neuron.initial.{var}", str(exc))
+                if not np.all(np.isfinite(np.asarray(value))):
+                    self.fail(f"neuron.initial.{var}", f"'{expr}' is not finite")
 
     def spike_time(self, neuron, equations, kind):
         name = neuron.get("spike_time")
@@ -323,22 +381,23 @@ class _Validator:
                 self.fail(f"parameters.{name}", str(exc))
         return defaults
 
-    def heterogeneity(self, table, defaults):
-        self.keys(table, set(defaults), "heterogeneity")
+    def heterogeneity(self, table, card):
+        self.keys(table, set(card.defaults), "heterogeneity")
         dists = {}
         for name, spec in table.items():
             where = f"heterogeneity.{name}"
             try:
                 dist = Distribution.from_table(name, spec)
+                expected = card.defaults[name].dim
+                if dist.dim is not None and dist.dim is not expected:
+                    raise DistributionError(f"values have units of {dimension_name(dist.dim)}, but "
+                                            f"parameter '{name}' has units of {dimension_name(expected)}")
+                bound = card.lower_bound(name)
+                if bound is not None:
+                    dist.check_bound(*bound, what=f"'{name}' is a time constant" if not bound[1]
+                                     else f"'{name}' is a duration")
             except (DistributionError, UnitParseError) as exc:
                 self.fail(where, str(exc))
-            expected = defaults[name].dim
-            if dist.dim is not None and dist.dim is not expected:
-                self.fail(where, f"values have units of {dimension_name(dist.dim)}, but "
-                                 f"parameter '{name}' has units of {dimension_name(expected)}")
-            if expected is second.dim and dist.support_low <= 0 and dist.kind not in ("gamma", "lognormal"):
-                self.fail(where, f"'{name}' is a time constant but this {dist.kind} distribution "
-                                 "can produce zero or negative values; set 'low' above 0")
             dists[name] = dist
         return dists
 
@@ -381,6 +440,10 @@ class _Validator:
                 self.fail("neuron.refractory",
                           f"must be a time (e.g. '2*ms') or a condition, got units of {dimension_name(dim)}")
         for name, expr in card.initial.items():
+            try:
+                parse_expression(expr)
+            except ExpressionError as exc:
+                self.fail(f"neuron.initial.{name}", str(exc))
             self.identifiers(expr, known, f"neuron.initial.{name}", "initial value")
             self.dimensions(expr, card.dimension(name), variables, f"neuron.initial.{name}",
                             f"initial value of '{name}'")

@@ -10,6 +10,9 @@ A distribution is given in a model card as a table, for example::
 Supported: ``gamma`` and ``lognormal`` (``mean``, ``cv``), ``normal`` truncated to
 ``[low, high]`` (``mean``, ``cv`` or ``std``, optional ``low``/``high``) and ``uniform``
 (``low``, ``high``). Values are Brian2 quantities; sampling returns SI floats.
+Every value must be finite, and a parameter that must be positive refuses a
+distribution whose samples can be zero or negative, also by rounding: a gamma
+distribution with ``cv = 1e3`` gives exact zeros in float64.
 
 >>> from brian2 import ms
 >>> d = Distribution.from_table("tau_m", {"distribution": "gamma", "mean": "20*ms", "cv": 0.5})
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from neurocode.errors import NeurocodeError
 from neurocode.units import parse_quantity, dimension_name
 
 KINDS = {
@@ -36,7 +40,11 @@ KINDS = {
 }
 
 
-class DistributionError(ValueError):
+#: Tail probability at which :meth:`Distribution.check_bound` looks.
+QUANTILE = 1e-12
+
+
+class DistributionError(NeurocodeError, ValueError):
     """A distribution's parameters are impossible; the caller adds card and field."""
 
 
@@ -98,6 +106,9 @@ class Distribution:
 
     def _check(self):
         p = self.params
+        for key, value in p.items():
+            if not math.isfinite(value):
+                raise DistributionError(f"'{key}' must be finite, got {value}")
         if "cv" in p and p["cv"] <= 0:
             raise DistributionError(f"cv must be > 0, got {p['cv']}")
         if self.kind in ("gamma", "lognormal") and p["mean"] <= 0:
@@ -116,12 +127,30 @@ class Distribution:
         if self.kind == "normal" and not low <= p["mean"] <= high:
             raise DistributionError(f"mean {p['mean']} lies outside [low, high] = [{low}, {high}]")
 
-    @property
-    def support_low(self):
-        """Smallest value the distribution can produce (SI)."""
-        if self.kind in ("gamma", "lognormal"):
-            return 0.0
-        return self.params.get("low", -math.inf)
+    def check_bound(self, low=0.0, inclusive=False, what="the parameter must be positive"):
+        """Raise unless samples stay finite and above ``low`` (``>= low`` if ``inclusive``).
+
+        Checked on the float64 quantiles at ``1e-12`` and ``1 - 1e-12``, so values that round
+        to the bound count as reaching it.
+
+        >>> wide = Distribution.from_table("tau", {"distribution": "gamma", "mean": "20*ms", "cv": 1e3})
+        >>> wide.check_bound()
+        Traceback (most recent call last):
+        ...
+        neurocode.cards.heterogeneity.DistributionError: ... values equal to or below 0 (as low as 0 in float64); ...
+        """
+        dist = self.scipy()
+        lo, hi = float(dist.ppf(QUANTILE)), float(dist.ppf(1 - QUANTILE))
+        if self.kind in ("normal", "uniform"):         # samples can hit 'low' itself
+            lo = min(lo, self.params.get("low", -math.inf))
+        if not (lo >= low if inclusive else lo > low):
+            values = "values below" if inclusive else "values equal to or below"
+            raise DistributionError(f"{what}, but this {self.kind} distribution can give {values} {low:g} "
+                                    f"(as low as {lo:g} in float64); "
+                                    + ("lower its spread" if self.kind in ("gamma", "lognormal")
+                                       else f"set 'low' {'to' if inclusive else 'above'} {low:g}"))
+        if not math.isfinite(hi):
+            raise DistributionError(f"this {self.kind} distribution gives values too large for float64")
 
     def scipy(self):
         """The equivalent frozen ``scipy.stats`` distribution (SI units)."""

@@ -35,12 +35,35 @@ def register(sub):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", help="write the result as JSON here")
     parser.add_argument("--figure", help="draw the spectrum with error bars here (PNG + CSV)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.set_defaults(func=run)
+
+
+def check_args(args):
+    """Refuse impossible options before any work (times > 0, counts >= 1, an existing --output)."""
+    from neurocode.errors import ConfigError
+    from neurocode.io import check_output_file
+    for option in ("dt", "t_sim"):
+        value = getattr(args, option)
+        if value is not None and not 0 < value < float("inf"):
+            raise ConfigError(f"--{option.replace('_', '-')} must be > 0 s and finite, got {value}")
+    for option in ("t_transient", "t_relax", "drive_rate"):
+        value = getattr(args, option)
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"--{option.replace('_', '-')} must be >= 0 and finite, got {value}")
+    for option in ("neurons", "batch", "qr_every"):
+        if getattr(args, option) < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+    if args.k is not None and args.k < 1:
+        raise ConfigError(f"-k must be >= 1, got {args.k}")
+    if args.output:
+        check_output_file(args.output, args.overwrite)
 
 
 def build_map(args):
     """A :class:`SpikingMap` for a spec file or a card."""
     import numpy as np
+    from neurocode.errors import ConfigError
     from neurocode.lyapunov.spiking import SpikingMap
     from neurocode.cards import load_card
     from neurocode.spec import NetworkSpec
@@ -48,7 +71,7 @@ def build_map(args):
     if str(args.target).endswith(".npz"):
         spec = NetworkSpec.load(args.target)
         if len(spec.populations) != 1:
-            raise ValueError(f"{args.target}: the spectrum needs one recurrent population, got "
+            raise ConfigError(f"{args.target}: the spectrum needs one recurrent population, got "
                              f"{sorted(spec.populations)}")
         pop = next(iter(spec.populations.values()))
         recurrent = [p for p in spec.projections if p.source == pop.name and p.target == pop.name]
@@ -62,7 +85,7 @@ def build_map(args):
     dt = args.dt or (1e-2 if card.kind == "rate" else 1e-4)
     if args.drive_rate > 0:
         if args.drive_weight is None:
-            raise ValueError("--drive-rate on a card needs --drive-weight (SI, the card's weight unit)")
+            raise ConfigError("--drive-rate on a card needs --drive-weight (SI, the card's weight unit)")
         drive = {"rate": args.drive_rate, "weight": args.drive_weight, "seed": args.seed}
     return SpikingMap(card, n=args.neurons, dt=dt, drive=drive, device=args.device)
 
@@ -71,6 +94,7 @@ def run(args):
     from neurocode.io import write_json
     from neurocode.lyapunov import Convergence
     from neurocode.lyapunov.spiking import spiking_spectrum
+    check_args(args)
     net = build_map(args)
     converge = Convergence(args.rtol, args.atol, args.t_block) if args.rtol > 0 or args.atol else None
     res = spiking_spectrum(net, batch=args.batch, k=args.k, t_sim=args.t_sim, t_transient=args.t_transient,

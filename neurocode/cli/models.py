@@ -1,6 +1,7 @@
 """``neurocode models``: list the model cards, or show one."""
 
 from neurocode.cards import CARD_DIR, list_cards, load_card
+from neurocode.errors import ConfigError
 
 
 def register(sub):
@@ -15,7 +16,7 @@ def register(sub):
 def run(args):
     if args.action == "show":
         if not args.name:
-            raise ValueError("'models show' needs a card name, e.g. 'neurocode models show lif'")
+            raise ConfigError("'models show' needs a card name, e.g. 'neurocode models show lif'")
         print(load_card(args.name, args.dir).summary())
         return 0
     for name in list_cards(args.dir):

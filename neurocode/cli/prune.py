@@ -23,18 +23,36 @@ def register(sub):
                              "weights divided by their keep probability); default %(default)s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="pruned NetworkSpec (.npz)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.set_defaults(func=run)
 
 
-def run(args):
+def load_rates(path):
+    """Per-neuron rates (Hz) from a ``.npy`` file: finite and >= 0, read without pickles."""
     import numpy as np
-    from neurocode.io import write_json
+    from neurocode.checks import check_values
+    from neurocode.errors import ConfigError
+    try:
+        rates = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"--rates {path}: not a readable .npy array ({exc})") from None
+    return check_values(rates, f"--rates {path}", low=0.0, inclusive=True, unit="Hz", error=ConfigError)
+
+
+def run(args):
+    from neurocode.errors import ConfigError
+    from neurocode.io import check_output_file, write_json
     from neurocode.lyapunov.prune import activity_prune, lnp_prune, random_prune
     from neurocode.spec import NetworkSpec
     if args.rescale == "inverse-p" and args.method != "lnp":
-        raise ValueError("--rescale inverse-p needs keep probabilities: it applies to --method lnp only")
+        raise ConfigError("--rescale inverse-p needs keep probabilities: it applies to --method lnp only")
     if not 0 < args.keep <= 1 or not 0 < args.keep_neurons <= 1:
-        raise ValueError(f"--keep and --keep-neurons must lie in (0, 1], got {args.keep}, {args.keep_neurons}")
+        raise ConfigError(f"--keep and --keep-neurons must lie in (0, 1], got {args.keep}, {args.keep_neurons}")
+    if args.method == "activity" and not args.rates:
+        raise ConfigError("--method activity needs --rates (per-neuron rates of the dense network, .npy)")
+    check_output_file(args.output, args.overwrite)
+    if args.method == "lnp":
+        check_output_file(Path(args.output).with_suffix(".json"), args.overwrite)
     spec = NetworkSpec.load(args.spec)
     n = spec.populations["hrsnn"].size if "hrsnn" in spec.populations else 0
     n_syn = spec.projection("recurrent").i.size if spec.projections else 0
@@ -46,9 +64,7 @@ def run(args):
     elif args.method == "random":
         out = random_prune(spec, keep_n, keep_syn, seed=args.seed, rescale=args.rescale)
     else:
-        if not args.rates:
-            raise ValueError("--method activity needs --rates (per-neuron rates of the dense network, .npy)")
-        out = activity_prune(spec, keep_n, keep_syn, np.load(args.rates), rescale=args.rescale)
+        out = activity_prune(spec, keep_n, keep_syn, load_rates(args.rates), rescale=args.rescale)
     out.save(args.output)
     print(f"{args.method}: {out.populations['hrsnn'].size}/{n} neurons, "
           f"{out.projection('recurrent').i.size}/{n_syn} synapses -> {args.output}")

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocode.errors import NetworkSpecError
-from neurocode.io import atomic_path, write_json
+from neurocode.cards.stale import CARD_SOURCES
+from neurocode.errors import ConfigError, NetworkSpecError
+from neurocode.io import atomic_path, check_output_dir, write_json
 from neurocode.units import parse_time
 
 logger = logging.getLogger(__name__)
+
+#: What ``simulate`` writes into ``--out``.
+OUTPUTS = ("spikes.npz", "states.npz", "summary.json", "raster.png", "raster.csv")
+#: Default network size and seed (a card's default network only).
+SIZE, SEED = 200, 0
 
 
 def register(sub):
@@ -20,30 +26,45 @@ def register(sub):
         description="Simulate with Brian2. CARD_OR_SPEC is a model card name (a recurrent heterogeneous "
                     "network of that card driven by Poisson input) or a NetworkSpec .npz file. Writes "
                     "spikes.npz, states.npz, summary.json and a raster figure (PNG + CSV) into --out.")
-    parser.add_argument("model", metavar="CARD_OR_SPEC")
+    parser.add_argument("model", metavar="CARD_OR_SPEC", help="card name, card .toml file or NetworkSpec .npz")
     parser.add_argument("--device", default="runtime", choices=["runtime", "cpp_standalone", "cuda_standalone"])
     parser.add_argument("--target", default="numpy", choices=["numpy", "cython"],
                         help="code generation target of the runtime device (default: %(default)s)")
     parser.add_argument("--duration", default="1*second",
                         help="simulated time, seconds or a Brian2 quantity like '500*ms' (default: %(default)s)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--size", type=int, default=200,
-                        help="neurons in a card's default network (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace results of an earlier run in --out")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"neurons in a card's default network (default: {SIZE})")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
-    parser.add_argument("--seed", type=int, default=0, help="seed of a card's default network (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None, help=f"seed of a card's default network (default: {SEED})")
+    parser.add_argument("--card-source", choices=CARD_SOURCES, default="stored",
+                        help="a spec whose card file changed since it was saved: run the card text stored in "
+                             "the spec, or the file as it is now (default: %(default)s)")
     parser.add_argument("--record", default="", help="comma-separated state variables to record, e.g. v,I_syn")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress")
     parser.set_defaults(func=run)
 
 
-def load_spec(model, size, seed, duration):
-    """A NetworkSpec from a ``.npz`` path or a card's default network."""
-    from neurocode.spec import NetworkSpec
-    from neurocode.presets import default_network
+def load_spec(model, size, seed, duration, card_source="stored"):
+    """A NetworkSpec from a ``.npz`` path, or the default network of a card (name or ``.toml`` path).
 
-    if model.endswith(".npz") or Path(model).is_file():
-        return NetworkSpec.load(model)
-    return default_network(model, size=size, duration=duration, seed=seed)
+    ``size`` and ``seed`` (``None``: defaults) apply to a card's default network only.
+    """
+    from neurocode.cards.stale import choose_cards
+    from neurocode.presets import default_network
+    from neurocode.spec import NetworkSpec
+
+    if model.endswith(".npz") or (Path(model).is_file() and not model.endswith(".toml")):
+        ignored = [option for option, value in (("--size", size), ("--seed", seed)) if value is not None]
+        if ignored:
+            raise ConfigError(f"{' and '.join(ignored)} set a card's default network; {model} is a "
+                              "NetworkSpec, which has its own size and seed")
+        return choose_cards(NetworkSpec.load(model), card_source)
+    size = SIZE if size is None else size
+    if size < 1:
+        raise ConfigError(f"--size must be >= 1, got {size}")
+    return default_network(model, size=size, duration=duration, seed=SEED if seed is None else seed)
 
 
 def run(args):
@@ -51,10 +72,13 @@ def run(args):
     from neurocode.brian import simulate
 
     logging.getLogger("brian2").setLevel(logging.WARNING)
+    out = check_output_dir(args.out, OUTPUTS, args.overwrite)
     duration = parse_time(args.duration, "--duration")
-    if not duration > 0:
-        raise NetworkSpecError(f"--duration must be > 0, got {args.duration!r}")
-    spec = load_spec(args.model, args.size, args.seed, duration)
+    if not 0 < duration < float("inf"):
+        raise ConfigError(f"--duration must be > 0 s and finite, got {args.duration!r}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    spec = load_spec(args.model, args.size, args.seed, duration, args.card_source)
     names = [v.strip() for v in args.record.split(",") if v.strip()]
     record = {}
     for pop_name, pop in spec.populations.items():
@@ -67,7 +91,6 @@ def run(args):
             record[pop_name] = [v for v in names if v in known]
     result = simulate(spec, duration, device=args.device, target=args.target, record=record,
                       threads=args.threads, progress=not args.no_progress)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, (idx, times) in result.spikes.items():

@@ -2,6 +2,7 @@
 
 import json
 
+from neurocode.errors import ConfigError
 from neurocode.training.ttfs import train_ttfs
 
 
@@ -10,7 +11,7 @@ def _parse_set(items):
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
-            raise ValueError(f"--set takes SECTION.KEY=VALUE (e.g. loss.gamma=1e-3), got '{item}'")
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE (e.g. loss.gamma=1e-3), got '{item}'")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:

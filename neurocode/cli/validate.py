@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from neurocode.cards.stale import CARD_SOURCES
+from neurocode.errors import ConfigError
 from neurocode.units import parse_time
 
 logger = logging.getLogger(__name__)
@@ -24,8 +26,12 @@ def register(sub):
     parser.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
     parser.add_argument("--dt", default=None, help="Brian2 time step, e.g. '0.01*ms' (default: the spec's)")
     parser.add_argument("--data", default=None, help="dataset name (default: the run's config)")
-    parser.add_argument("--root", default=None, help="dataset folder (IDX files)")
+    parser.add_argument("--root", default=None, help="dataset folder (IDX files); needs --data")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report of the same settings")
+    parser.add_argument("--card-source", choices=CARD_SOURCES, default="stored",
+                        help="a card whose file changed since training: validate the card text stored in the "
+                             "spec, or the file as it is now (default: %(default)s)")
     parser.add_argument("--chunk", type=int, default=500, help="trials per compiled run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
     parser.add_argument("--timing", default="auto", choices=["auto", "interpolated", "grid"],
@@ -63,6 +69,12 @@ def run(args):
     from neurocode.validate.run import validate_run
 
     logging.getLogger("brian2").setLevel(logging.WARNING)
+    if args.root is not None and args.data is None:
+        raise ConfigError("--root names the dataset folder of --data; give --data too (e.g. --data mnist)")
+    for option in ("samples", "chunk", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} must be >= 1, got {value}")
     compile_only = args.device == "cuda_standalone" and not gpu_present()
     if compile_only:
         print("cuda_standalone: no CUDA GPU here; generating and compiling the project only "
@@ -72,7 +84,7 @@ def run(args):
                                 dt=dt, out=args.out, data=args.data,
                                 root=args.root, chunk=args.chunk, threads=args.threads,
                                 progress=not args.no_progress, seed=args.seed, compile_only=compile_only,
-                                timing=args.timing)
+                                timing=args.timing, card_source=args.card_source, overwrite=args.overwrite)
     print(format_report(report))
     print(f"wrote {path}")
     return 0

@@ -12,6 +12,8 @@ array([[0. , 0.5, 1. ]])
 
 from __future__ import annotations
 
+from neurocode.errors import DatasetError
+
 
 def latency_encode(x, t_max=1.0):
     """Spike time of each pixel: ``t_max * (1 - x)``.
@@ -30,6 +32,6 @@ def latency_encode(x, t_max=1.0):
     if not t_max > 0:
         raise ValueError(f"t_max must be > 0, got {t_max}")
     lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"pixel intensities must lie in [0, 1], got [{lo}, {hi}]")
+    if not (lo >= 0 and hi <= 1):             # NaN fails too
+        raise DatasetError(f"pixel intensities must lie in [0, 1], got [{lo}, {hi}]")
     return t_max * (1 - x)

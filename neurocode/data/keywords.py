@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurocode.errors import NeurocodeError
 from neurocode.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ SAMPLE_RATE = 16000
 _CLIP = re.compile(r"^(?P<speaker>[^_]+)_nohash_(?P<k>\d+)\.wav$")
 
 
-class KeywordDataError(RuntimeError):
+class KeywordDataError(NeurocodeError, RuntimeError):
     """Keyword audio cannot be synthesised or found; the message says what to install or set."""
 
 
@@ -194,7 +195,12 @@ class KeywordData:
 
 def _read(path, n):
     import librosa
-    audio, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
+    from audioread.exceptions import DecodeError
+    try:
+        audio, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
+    except (OSError, EOFError, RuntimeError, ValueError, DecodeError) as exc:   # soundfile's errors are RuntimeError
+        raise KeywordDataError(f"{path} is not a readable audio clip ({type(exc).__name__}: {exc}); delete it, "
+                               "or synthesise the clips again (neurocode.data.keywords.synthesise)") from None
     audio = audio[:n]
     out = np.zeros(n, dtype=np.float32)
     start = (n - audio.size) // 2

@@ -22,14 +22,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neurocode.errors import DatasetError
+
 
 def spike_steps(images, steps=20):
     """Spike step per pixel (``int8``, -1 where the pixel is black); see module docstring."""
     images = np.asarray(images, dtype=np.float64)
     if not 1 <= steps <= 127:
         raise ValueError(f"steps must lie in [1, 127], got {steps}")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError("pixel intensities must lie in [0, 1]; divide 8-bit images by 255")
+    if images.size and not (images.min() >= 0 and images.max() <= 1):      # NaN fails too
+        raise DatasetError("pixel intensities must lie in [0, 1]; divide 8-bit images by 255")
     t = np.minimum(np.floor((1.0 - images) * steps), steps - 1)
     return np.where(images > 0, t, -1).astype(np.int8)
 

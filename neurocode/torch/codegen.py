@@ -5,7 +5,9 @@ Brian2 turns equations into *abstract code* (statements such as
 (``brian2.parsing.rendering.NumpyNodeRenderer``). :class:`TorchNodeRenderer` is the
 torch sibling of that renderer; :func:`compile_block` wraps rendered statements into a
 Python function, exactly as Brian2's numpy target does, so the generated step is plain
-torch code (``torch.compile`` can trace it).
+torch code (``torch.compile`` can trace it). Before anything is rendered, every
+expression is checked by :func:`check_code`: only names, numbers, operators and the
+functions of :data:`FUNCTIONS` reach the generated source.
 
 >>> r = TorchNodeRenderer(variables={"v", "tau"})
 >>> r.render_expr("v*exp(-dt/tau) + 2*mV")
@@ -22,8 +24,10 @@ from brian2.core.functions import DEFAULT_CONSTANTS
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.parsing.rendering import NodeRenderer
 
+from neurocode.errors import NeurocodeError
 
-class TranslationError(ValueError):
+
+class TranslationError(NeurocodeError, ValueError):
     """Brian2 code that cannot be translated to torch; the message names the construct."""
 
 
@@ -197,6 +201,50 @@ def make_namespace(dtype, shape_fn=None):
     return ns
 
 
+_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.Name,
+                  ast.Constant, ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
+
+
+def _dunder(name):
+    return name.startswith("__") and name.endswith("__")
+
+
+def check_code(expr, where, helpers=()):
+    """Refuse anything in ``expr`` but names, numbers, operators and calls of known functions.
+
+    ``helpers`` are names of the generated code's own functions (``_nc_mix``...) that may be
+    called too. Dunder names, attributes, subscripts, strings and unknown functions raise
+    :class:`TranslationError` naming ``where``.
+
+    >>> check_code("().__class__.__base__.__subclasses__()", "card 'x', neuron.reset")
+    Traceback (most recent call last):
+    ...
+    neurocode.torch.codegen.TranslationError: card 'x', neuron.reset: '().__cl...' uses attribute access, ...
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise TranslationError(f"{where}: cannot parse '{expr}': {exc.msg}") from None
+    allowed = set(FUNCTIONS) | RANDOM | {"int"} | set(helpers)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func
+        if not isinstance(node, _ALLOWED_NODES):
+            what = "attribute access" if isinstance(node, ast.Attribute) else f"the construct {type(node).__name__}"
+            raise TranslationError(f"{where}: '{expr}' uses {what}, which Brian2 code cannot contain")
+        if isinstance(node, ast.Name) and _dunder(node.id):
+            raise TranslationError(f"{where}: '{expr}' uses the reserved name '{node.id}'")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (bool, int, float)):
+            raise TranslationError(f"{where}: '{expr}' holds the constant {node.value!r}; only numbers are allowed")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in allowed:
+                name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+                raise TranslationError(f"{where}: '{expr}': function '{name}' has no torch translation; "
+                                       f"supported: {sorted(set(FUNCTIONS) | RANDOM | {'int'})}")
+            if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+                raise TranslationError(f"{where}: '{expr}': keyword or starred arguments are not supported")
+
+
 def compile_block(name, statements, inputs, outputs, namespace, where):
     """Compile statements into ``fn(**inputs) -> dict of outputs``; returns ``(fn, source)``.
 
@@ -216,9 +264,16 @@ def compile_block(name, statements, inputs, outputs, namespace, where):
         Context for error messages (card and field).
     """
     known = set(inputs) | {target for target, _, _ in statements}
+    bad = sorted(n for n in known | set(outputs) | {name} if not n.isidentifier() or _dunder(n))
+    if bad:
+        raise TranslationError(f"{where}: {bad} cannot be variable names in generated code")
+    helpers = [h for h in namespace if h.startswith("_nc_")]
     renderer = TorchNodeRenderer(known)
     lines = [f"def {name}({', '.join(inputs)}):"]
     for target, op, expr in statements:
+        if op not in ("=", "+=", "-=", "*=", "/=", "**=", "%="):
+            raise TranslationError(f"{where}: unknown assignment '{op}' in '{target} {op} {expr}'")
+        check_code(expr, f"{where}: in '{target} {op} {expr}'", helpers)
         try:
             rendered = renderer.render_expr(expr)
         except TranslationError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import pickle
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neurocode.errors import ConfigError, DatasetError
 from neurocode.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -35,16 +37,38 @@ CHECKPOINT = "checkpoint.pt"
 
 # -- checkpoints ---------------------------------------------------------------------------
 def save_checkpoint(path, model, optimizer, state):
-    """Write model and optimizer state plus ``state`` (a dict) to ``path`` atomically."""
+    """Write model and optimizer state plus ``state`` to ``path`` atomically.
+
+    ``state`` holds only plain containers, numbers and strings, so that the file loads with
+    ``torch.load(weights_only=True)``: a checkpoint never runs code when it is read.
+    """
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "state": state}, tmp)
+                    "state": _plain(state)}, tmp)
     return Path(path)
 
 
+def _plain(obj):
+    """``obj`` with numpy scalars and arrays as Python numbers and lists (what ``weights_only`` reads)."""
+    if isinstance(obj, dict):
+        return {key: _plain(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(value) for value in obj]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    return obj
+
+
 def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
-    """Restore ``model`` (and ``optimizer``) from ``path``; returns the saved ``state`` dict."""
-    data = torch.load(path, map_location=map_location, weights_only=False)
+    """Restore ``model`` (and ``optimizer``) from ``path``; returns the saved ``state`` dict.
+
+    Read with ``weights_only=True``: tensors and plain containers only, never pickled code.
+    """
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                          "delete it to start over") from None
     model.load_state_dict(data["model"])
     if optimizer is not None:
         optimizer.load_state_dict(data["optimizer"])
@@ -107,13 +131,13 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     x, y = train_data
     n = len(x)
     if n == 0 or len(y) != n:
-        raise ValueError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
+        raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
     steps_per_epoch = (n + batch_size - 1) // batch_size
     state = {"epoch": 0, "step": 0, "history": [], "sums": {}, "seed": seed, "wall_s": 0.0}
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, model, optimizer, map_location=device or "cpu")
         if state["seed"] != seed:
-            raise ValueError(f"{ckpt} was written with seed {state['seed']}, this run asks for seed {seed}")
+            raise ConfigError(f"{ckpt} was written with seed {state['seed']}, this run asks for seed {seed}")
         log.info("resuming %s at epoch %d, step %d", run_dir, state["epoch"], state["step"])
     torch.manual_seed(seed + 7919 * state["epoch"] + state["step"])
     ran = 0

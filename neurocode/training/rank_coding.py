@@ -15,12 +15,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurocode.errors import ConfigError
 from neurocode.io import atomic_path, write_json
 from neurocode.objectives.rank_coding import evaluate
+from neurocode.training.options import Option, check_table
 
 log = logging.getLogger(__name__)
 
 TASKS = ("spotting", "noise", "mnist", "fashion_mnist", "keywords")
+#: Type and range of every option of :func:`train_run`.
+OPTIONS = {
+    "task": Option(str, choices=TASKS), "model": Option(str, choices=("lstm", "spiking")),
+    "mode": Option(str, choices=("rc", "full")),
+    "theta": Option(float, low=0, inclusive=False, high=1, high_inclusive=False),
+    "beta": Option(float, low=0), "epochs": Option(int, low=1), "lr": Option(float, low=0, inclusive=False),
+    "batch_size": Option(int, low=1), "hidden": Option(int, low=1), "seed": Option(int, low=0),
+    "n_train": Option(int, low=1, nullable=True), "activation": Option(str, choices=("sigmoid", "softmax")),
+    "card": Option(str), "input_dropout": Option(float, low=0, high=1, high_inclusive=False),
+}
 
 
 class _Tensors:
@@ -152,10 +164,11 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     import tempfile
 
     from neurocode.objectives.rank_coding import last_step_loss, rank_coding_loss
-    from neurocode.training.loop import fit, load_checkpoint
+    from neurocode.training.loop import CHECKPOINT, fit, load_checkpoint
 
-    if mode not in ("rc", "full"):
-        raise ValueError(f"mode must be 'rc' or 'full', got {mode!r}")
+    check_table({"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta, "epochs": epochs,
+                 "lr": lr, "batch_size": batch_size, "hidden": hidden, "seed": seed, "n_train": n_train,
+                 "activation": activation, "card": card, "input_dropout": input_dropout}, OPTIONS, "")
     if model == "spiking":
         theta, thetas = 0.5, None
     config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
@@ -169,9 +182,13 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
         out = tmp.name
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run folder {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / "config.json").is_file() and not _config_matches(out / "config.json", config):
-        raise ValueError(f"{out} holds a run with a different config; use another folder or resume=False")
+    if resume and (out / CHECKPOINT).is_file() and (out / "config.json").is_file() \
+            and not _config_matches(out / "config.json", config):
+        raise ConfigError(f"{out} holds a run with a different config; use another folder, or start over in this "
+                          "one (--no-resume, resume=False)")
     write_json(out / "config.json", config)
     tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,

@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurocode.data.images import DATASETS
+from neurocode.errors import ConfigError, DatasetError, DeviceError
 from neurocode.io import write_json, write_text
-from neurocode.training.loop import fit
+from neurocode.objectives.ssr import REGULARISERS
+from neurocode.training.loop import CHECKPOINT, fit
+from neurocode.training.options import Option, check_table
 
 DEFAULTS = {
     "seed": 0,
@@ -31,39 +35,73 @@ DEFAULTS = {
 }
 
 
+_POSITIVE, _NONNEGATIVE = Option(float, low=0, inclusive=False), Option(float, low=0)
+#: Type and range of every config value; a key not listed here is an error.
+SCHEMA = {
+    "seed": Option(int, low=0),
+    "device": Option(str),
+    "data": {"name": Option(str, choices=DATASETS), "root": Option(str), "train_subset": Option(int, low=0),
+             "test_subset": Option(int, low=0)},
+    "network": {"sizes": Option(list, min_length=2), "t_input": _POSITIVE, "window": _POSITIVE, "v_th": _POSITIVE,
+                "init_mean": Option(float), "init_std": _NONNEGATIVE, "silent_grad": _NONNEGATIVE},
+    "loss": {"tau_soft": _POSITIVE, "gamma_temporal": _NONNEGATIVE, "t_ref": Option(float, nullable=True),
+             "gamma_l2": _NONNEGATIVE, "gamma_silent": _NONNEGATIVE, "regulariser": Option(str, choices=REGULARISERS),
+             "gamma": _NONNEGATIVE, "v_hat": _POSITIVE},
+    "train": {"epochs": Option(int, low=1), "batch_size": Option(int, low=1), "lr": _POSITIVE,
+              "lr_decay": _POSITIVE, "checkpoint_every": Option(int, low=0), "eval_batch": Option(int, low=1)},
+}
+
+
 def load_config(path_or_dict, overrides=None):
     """A TTFS config (TOML path or dict) merged over :data:`DEFAULTS`, with ``overrides``.
 
     ``overrides`` maps dotted keys to values: ``{"loss.gamma": 1e-3}``. Unknown sections
-    or keys are an error naming them.
+    or keys, and values of the wrong type or out of range (:data:`SCHEMA`), raise
+    :class:`~neurocode.errors.ConfigError` naming the file (or ``--set``) and the key.
+
+    >>> load_config({"train": {"epoch": 2}})
+    Traceback (most recent call last):
+    ...
+    neurocode.errors.ConfigError: config: unknown key 'train.epoch'; known: ['train.batch_size', ...]
     """
+    source = "config"
     if isinstance(path_or_dict, (str, Path)):
         path = Path(path_or_dict)
+        source = str(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no config file at {path}")
-        with open(path, "rb") as fh:
-            user = tomllib.load(fh)
+            raise ConfigError(f"no config file at {path}")
+        try:
+            with open(path, "rb") as fh:
+                user = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
     else:
         user = copy.deepcopy(dict(path_or_dict))
     config = copy.deepcopy(DEFAULTS)
-    for key, value in user.items():
-        if key not in config:
-            raise ValueError(f"unknown config key '{key}'; known: {sorted(config)}")
-        if isinstance(config[key], dict):
-            if key != "loss":
-                unknown = set(value) - set(config[key])
-                if unknown:
-                    raise ValueError(f"unknown key(s) {sorted(unknown)} in [{key}]; known: {sorted(config[key])}")
-            config[key].update(value)
-        else:
-            config[key] = value
+    try:
+        _merge(config, user, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        if not key:
-            config[section] = value
-        else:
-            config.setdefault(section, {})[key] = value
+        try:
+            _merge(config, {section: {key: value}} if key else {section: value}, "")
+        except ConfigError as exc:
+            raise ConfigError(f"--set {dotted}: {exc}") from None
     return config
+
+
+def _merge(config, user, where):
+    """Check ``user`` against :data:`SCHEMA` and merge it into ``config``."""
+    for key, value in user.items():
+        if key not in SCHEMA:
+            raise ConfigError(f"unknown key '{key}'; known: {sorted(SCHEMA)}")
+        if isinstance(SCHEMA[key], dict):
+            config[key].update(check_table(value, SCHEMA[key], f"{key}."))
+        else:
+            config[key] = SCHEMA[key].check(value, key)
 
 
 def _to_toml(config):
@@ -150,20 +188,32 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
 
     config = load_config(config, overrides)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    loss = SSRLoss.from_config(config["loss"])
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} is a file; give a folder")
+    try:
+        loss = SSRLoss.from_config(config["loss"])
+        device = torch.device(config["device"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"config: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
     config["loss"] = {k: v for k, v in loss.as_dict().items() if v is not None}
     saved = run_dir / "config.toml"
-    text = _to_toml(config)
-    if resume and saved.is_file() and not _same_run(saved, config):
-        raise ValueError(f"{run_dir} holds a run with a different config; use another folder or resume=False")
-    write_text(saved, text)
-    device = torch.device(config["device"])
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
+    if resume and (run_dir / CHECKPOINT).is_file() and saved.is_file() and not _same_run(saved, config):
+        raise ConfigError(f"{run_dir} holds a run with a different config; use another folder, or start over "
+                          "in this one (--no-resume, resume=False)")
+    tr, te = config_dataset(config, "train"), config_dataset(config, "test")
+    n_out = config["network"]["sizes"][-1]
+    for split, (t, y) in (("train", tr), ("test", te)):
+        if t.shape[1] != config["network"]["sizes"][0]:
+            raise ConfigError(f"network.sizes[0] = {config['network']['sizes'][0]}, but the {split} images of "
+                              f"'{config['data']['name']}' have {t.shape[1]} pixels")
+        if len(y) and not 0 <= int(y.min()) <= int(y.max()) < n_out:
+            raise DatasetError(f"'{config['data']['name']}' {split} labels lie in [{int(y.min())}, {int(y.max())}], "
+                               f"outside the {n_out} output neurons (network.sizes[-1])")
+    write_text(saved, _to_toml(config))
     torch.manual_seed(config["seed"])
     net = TTFSNetwork(seed=config["seed"], **config["network"]).to(device)
-    tr, te = config_dataset(config, "train"), config_dataset(config, "test")
     train = config["train"]
     optimizer = torch.optim.Adam(net.parameters(), lr=train["lr"])
 

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from neurocode.cards.stale import choose_cards
 from neurocode.errors import NetworkSpecError
 from neurocode.validate import compare
 from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present
@@ -199,18 +200,9 @@ def task_for(spec):
                            "model = 'TTFSNetwork' (exact TTFS) or task = 'rank_coding' (spiking RC)")
 
 
-def check_spec(spec, directory=None):
-    """Raise a clear error if a card of ``spec`` is missing from, or changed in, the card library."""
-    stale = spec.stale_cards() if directory is None else spec.stale_cards(directory)
-    if stale:
-        raise NetworkSpecError(
-            f"model card(s) {stale} are missing from the card library or changed since training (the card "
-            "hash stored in the spec differs); validate with the cards the network was trained with, or "
-            "retrain")
-
-
 def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
-                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto"):
+                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto",
+                  card_source="stored"):
     """Run samples ``x`` (labels ``y``) through ``spec`` in Brian2 and compare with torch.
 
     Parameters
@@ -231,11 +223,15 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
     seed : int
         Seeds the random variants (delays, heterogeneity).
     card_dir : str or Path, optional
-        Card library for the staleness check (default ``equations/``).
+        Card library for the staleness check (default: the file each card was read from, else
+        ``equations/``).
     compile_only : bool
         Only build the Brian2 project (``cuda_standalone`` without a GPU).
     timing : {"auto", "interpolated", "grid"}
         Spike times within the step or on the grid (TTFS; see module docstring).
+    card_source : {"stored", "current"}
+        Card text of a card whose file changed since training: the one stored in the spec, or
+        the file as it is now (:func:`neurocode.cards.stale.choose_cards`; a warning says which).
 
     Returns
     -------
@@ -245,17 +241,25 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
     """
     if timing not in TIMINGS:
         raise NetworkSpecError(f"timing must be one of {TIMINGS}, got {timing!r}")
-    check_spec(spec, card_dir)
+    spec = choose_cards(spec, card_source, card_dir)
     task = task_for(spec)
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 2 or x.shape[1] != task.n_in:
         raise NetworkSpecError(f"samples must be (n, {task.n_in}) for input '{task.input}', got {x.shape}")
     if y.shape != (x.shape[0],):
         raise NetworkSpecError(f"labels must be ({x.shape[0]},), got {y.shape}")
+    n_out = spec.size(task.output)
+    if y.size and not (np.issubdtype(y.dtype, np.integer) and 0 <= y.min() and y.max() < n_out):
+        raise NetworkSpecError(f"labels must be integers in [0, {n_out}) for the {n_out} neurons of output "
+                               f"'{task.output}', got {y.dtype} values in [{y.min()}, {y.max()}]")
     brian = copy.copy(spec)
     if dt is not None:
-        if not dt > 0:
-            raise NetworkSpecError(f"dt must be > 0 s, got {dt}")
+        if not 0 < dt < np.inf:
+            raise NetworkSpecError(f"dt must be > 0 s and finite, got {dt}")
+        if dt > spec.dt * (1 + 1e-9):
+            logger.warning("validating at dt = %g ms, coarser than the %g ms the network was trained at: "
+                           "spike times move to a coarser grid and agreement with torch can drop sharply",
+                           dt * 1e3, spec.dt * 1e3)
         brian.dt = float(dt)
     brian = task.brian_spec(apply_variants(brian, variants, seed=seed), timing)
     t0 = time.perf_counter()
@@ -308,7 +312,11 @@ def _run_dataset(run_dir, spec):
             return ("mnist5k" if task == "mnist" else "fashion_mnist"), None
     config = run_dir / "config.toml"
     if config.is_file():
-        data = tomllib.loads(config.read_text()).get("data", {})
+        try:
+            data = tomllib.loads(config.read_text()).get("data", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise NetworkSpecError(f"{config}: not valid TOML: {exc}; pass the dataset with data=NAME (--data)") \
+                from None
         if data.get("name"):
             return data["name"], data.get("root") or None
     meta = spec.metadata
@@ -332,16 +340,17 @@ def report_name(device, variants=(), dt=None, timing="auto"):
 
 def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt=None, out=None, data=None,
                  root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False,
-                 timing="auto"):
+                 timing="auto", card_source="stored", overwrite=False):
     """Validate the network of a training run folder and write the report there (or into ``out``).
 
     ``run_dir`` holds ``network.npz`` (the trained NetworkSpec) and, for TTFS runs,
     ``config.toml`` naming the dataset. Returns ``(report, path)``; the report is written
-    atomically as JSON.
+    atomically as JSON. An existing report of the same settings is refused before any work
+    unless ``overwrite``.
     """
     from pathlib import Path
 
-    from neurocode.io import write_json
+    from neurocode.io import check_output_dir, write_json
     from neurocode.spec import NetworkSpec
     from neurocode.validate.variants import parse_variant
 
@@ -351,16 +360,20 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
         spec_path = next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
                          run_dir / "network.npz")
     if not spec_path.is_file():
-        raise FileNotFoundError(f"no trained network at {spec_path} (a run folder holds network.npz, "
+        raise NetworkSpecError(f"no trained network at {spec_path} (a run folder holds network.npz, "
                                 "or spec.npz for rank-coding runs)")
-    spec = NetworkSpec.load(spec_path)
+    if root is not None and not data:
+        raise NetworkSpecError("a dataset folder (root, --root) needs the dataset name (data, --data)")
     variants = [parse_variant(v) if isinstance(v, str) else tuple(v) for v in variants or ()]
+    name_of_report = report_name(device, variants, dt, timing)
+    path = check_output_dir(out or spec_path.parent, [name_of_report], overwrite) / name_of_report
+    spec = NetworkSpec.load(spec_path)
     name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
     x, y = load_samples(name, samples, data_root)
     report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
-                           progress=progress, seed=seed, compile_only=compile_only, timing=timing)
+                           progress=progress, seed=seed, compile_only=compile_only, timing=timing,
+                           card_source=card_source)
     report.pop("_answers", None)
     report.update(run=str(spec_path), dataset=name)
-    path = Path(out or spec_path.parent) / report_name(device, variants, dt, timing)
     write_json(path, report)
     return report, path

@@ -13,7 +13,8 @@ variant            what changes                                               st
 ``conductance``    synaptic drive ``X`` becomes ``X_e (E_e - v)/(E_e - v_r)    ``s``: drive at threshold
                    + X_i (E_i - v)/(E_i - v_r)`` with reversal potentials     x (1 - s) exc., (1 + s) inh.
                    ``E_e = v_r + (v_th - v_r)/s``, ``E_i = v_r - (v_th - v_r)/s``
-``delays``         every synapse gets an axonal delay ~ U(0, strength) ms      max delay (ms)
+``delays``         every synapse gets an axonal delay ~ U(0, strength) ms,     max delay (ms)
+                   rounded to the time step
 ``noise``          ``dv/dt`` gains ``sigma xi / sqrt(tau_ref)`` (Euler)        ``sigma / (v_th - v_r)``
 ``heterogeneity``  every ``tau*`` parameter x Gamma(mean 1, CV = strength)     CV
 ``quantize``       weights rounded to ``k`` bits (symmetric, per projection)   ``k``
@@ -41,8 +42,10 @@ import numpy as np
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from neurocode.errors import ModelCardError, NetworkSpecError
+from neurocode.checks import check_values, on_grid
+from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
 from neurocode.cards import card_from_string
+from neurocode.cards.expressions import ExpressionError, evaluate
 from neurocode.spec import Population, Projection
 from neurocode.units import dimension_name
 
@@ -53,7 +56,7 @@ DEFAULT_STRENGTH = {"leak": 0.5, "conductance": 0.5, "delays": 0.5, "noise": 0.0
                     "heterogeneity": 0.2, "quantize": 8.0, "dt": 2.0}
 
 
-class VariantError(ValueError):
+class VariantError(NeurocodeError, ValueError):
     """A variant is unknown, has a bad strength, or does not apply to a card."""
 
 
@@ -95,12 +98,15 @@ def card_toml(data):
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _si(expr, params):
+def _si(expr, params, where):
     """Evaluate a card expression (units, parameters) to SI per-neuron values."""
     namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
-    namespace.update(exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs, inf=np.inf)
     namespace.update(params)
-    return np.asarray(eval(compile(expr, "<card>", "eval"), {"__builtins__": {}}, namespace), dtype=np.float64)
+    try:
+        value = evaluate(expr, namespace)
+    except ExpressionError as exc:
+        raise VariantError(f"{where}: {exc}") from None
+    return check_values(value, where, error=VariantError)
 
 
 def _unit_text(dim):
@@ -149,7 +155,11 @@ class _CardEdit:
 
     def v_range(self):
         """``v_th - v_r`` per neuron (SI)."""
-        return self.params[self.v_th] - np.broadcast_to(_si(self.v_rest, self.params), (self.pop.size,))
+        rest = _si(self.v_rest, self.params, self.where(f"initial value of '{self.v}'"))
+        return self.params[self.v_th] - np.broadcast_to(rest, (self.pop.size,))
+
+    def where(self, what):
+        return f"variant '{self.variant}', card '{self.card.name}' (population '{self.pop.name}'), {what}"
 
     def line_pattern(self, var):
         return re.compile(rf"^(\s*d{var}/dt\s*=)([^:]*)(:.*)$", re.M)
@@ -243,7 +253,7 @@ def conductance(spec, strength, rng):
         new.append(f"{x} = {x}_e*(E_exc - {v})/(E_exc - ({rest})) + {x}_i*(E_inh - {v})/(E_inh - ({rest})) "
                    f": {_unit_text(dim_x)}")
         e.neuron["equations"] = "\n".join(new) + "\n"
-        v_r = np.broadcast_to(_si(rest, e.params), (e.pop.size,))
+        v_r = np.broadcast_to(_si(rest, e.params, e.where(f"initial value of '{v}'")), (e.pop.size,))
         span = e.v_range()
         e.add_parameter("E_exc", v_r + span / strength, dim_v)
         e.add_parameter("E_inh", v_r - span / strength, dim_v)
@@ -300,20 +310,24 @@ def quantize(spec, strength, rng):
 
 
 def delays(spec, strength, rng):
-    """Heterogeneous axonal delays ~ U(0, strength ms), added to existing ones."""
+    """Heterogeneous axonal delays ~ U(0, strength ms), added to existing ones, rounded to the time step."""
     out = copy.copy(spec)
     out.projections = []
     for p in spec.projections:
         d = rng.uniform(0.0, strength * 1e-3, p.i.size)
-        d = d if p.delays is None else p.delays + d
+        d = on_grid(d if p.delays is None else p.delays + d, spec.dt, f"projection '{p.name}', delays", rounding=True)
         out.projections.append(Projection(p.source, p.target, p.i, p.j, p.weights, d, p.name))
     return out
 
 
 def time_step(spec, strength, rng):
-    """Time step multiplied by ``strength``."""
+    """Time step multiplied by ``strength``; delays rounded to the new time step."""
     out = copy.copy(spec)
     out.dt = spec.dt * strength
+    out.projections = [p if p.delays is None else
+                       Projection(p.source, p.target, p.i, p.j, p.weights,
+                                  on_grid(p.delays, out.dt, f"projection '{p.name}', delays", rounding=True), p.name)
+                       for p in spec.projections]
     return out
 
 
