@@ -34,10 +34,38 @@ from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
 from neurocode.cards import ModelCard, card_from_string, load_card
 from neurocode.units import dimension_name, parse_quantity
+from neurocode.cards.expressions import ExpressionError, parse_expression
+from brian2.core.namespace import DEFAULT_UNITS
 
 #: Version 2 adds per-neuron initial values; version 1 files are still read.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+
+
+def random_initial_values(card, params, size, rng, population="?"):
+    """Per-neuron values (SI, (size,)) of the card's initial values that draw random numbers.
+
+    ``rand()``/``randn()`` in ``[neuron.initial]`` (Brian2's CUBA example draws ``v`` so) are
+    drawn here once, from ``rng`` (the spec's seed), and stored in the population, so Brian2
+    and torch start from the same values. Deterministic initial values are left to the card.
+    """
+    namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
+    namespace.update(params, i=np.arange(size, dtype=np.float64), N=float(size))
+    out = {}
+    for var, text in card.initial.items():
+        where = f"population '{population}', initial value of '{var}' ('{text}')"
+        try:
+            expr = parse_expression(text)
+            if not expr.random:
+                continue
+            if not expr.names <= set(namespace):
+                raise NetworkSpecError(f"{where}: a random initial value may use parameters, units, i and N "
+                                       f"only, not {sorted(expr.names - set(namespace))}")
+            value = expr.evaluate(namespace, rng, size)
+        except ExpressionError as exc:
+            raise NetworkSpecError(f"{where}: {exc}") from None
+        out[var] = np.broadcast_to(np.asarray(value, dtype=np.float64), (size,)).copy()
+    return out
 
 
 @dataclass
@@ -112,7 +140,7 @@ class Population:
                     raise NetworkSpecError(f"population '{name}': '{key}' = {value!s} has units of "
                                            f"{dimension_name(q.dim)}, expected {dimension_name(default.dim)}")
                 params[key] = np.full(size, float(q))
-        return cls(name, card, size, params)
+        return cls(name, card, size, params, random_initial_values(card, params, size, rng, name))
 
 
 @dataclass

@@ -38,8 +38,10 @@ class UnitParseError(NeurocodeError, ValueError):
     """A value or unit string cannot be read; the caller adds card and field."""
 
 
-def parse_quantity(value):
+def parse_quantity(value, names=None):
     """Evaluate ``value`` (number, Quantity or string like ``"20*ms"``) to a finite Quantity.
+
+    ``names`` maps further names (e.g. a card's other parameters) to Quantities the string may use.
 
     >>> parse_quantity("().__class__")
     Traceback (most recent call last):
@@ -61,12 +63,13 @@ def parse_quantity(value):
         match = _NUMBER_UNIT.match(value)
         expr = f"{match.group(1)}*{match.group(2)}" if match else value
         try:
+            namespace = dict(_NAMESPACE, **(names or {}))
             parsed = parse_expression(expr, random=False)
-            unknown = sorted(parsed.names - set(_NAMESPACE))
+            unknown = sorted(parsed.names - set(namespace))
             if unknown:
                 raise UnitParseError(f"cannot read {value!r}: {', '.join(map(repr, unknown))} "
-                                     "is not a Brian2 unit")
-            value = parsed.evaluate(_NAMESPACE)
+                                     "is not a Brian2 unit" + (" nor a parameter" if names is not None else ""))
+            value = parsed.evaluate(namespace)
         except ExpressionError as exc:
             raise UnitParseError(f"cannot read {str(exc).replace(repr(expr), repr(value), 1)}") from None
         if isinstance(value, (numbers.Number, np.number)) and not isinstance(value, (bool, np.bool_)):

@@ -134,3 +134,16 @@ def test_rate_card_with_threshold_is_rejected():
 def test_parameter_defined_twice_is_rejected():
     with pytest.raises(ModelCardError, match="parameters.v.*also defined in the equations"):
         card(**{'tau_m = "20*ms"': 'tau_m = "20*ms"\nv = "1*mV"'})
+
+
+def test_parameters_may_use_other_parameters_in_any_order():
+    """COBAHH's style: ``Cm = 1 uF/cm**2 * area`` (from the defaults, not per neuron)."""
+    c = card(**{'tau_m = "20*ms"': 'tau_m = "C_m/g_L"\nC_m = "1*ufarad*cm**-2 * area"\n'
+                                   'g_L = "5e-5*siemens*cm**-2 * area"\narea = "20000*umetre**2"'})
+    assert float(c.defaults["tau_m"]) == pytest.approx(20e-3)
+    assert float(c.defaults["C_m"]) == pytest.approx(200e-12)
+
+
+def test_parameters_that_refer_to_each_other_are_refused():
+    with pytest.raises(ModelCardError, match=r"field 'parameters\.\w+': .*not a Brian2 unit nor a parameter"):
+        card(**{'tau_m = "20*ms"': 'tau_m = "2*tau_x"\ntau_x = "tau_m/2"'})

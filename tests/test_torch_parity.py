@@ -215,3 +215,27 @@ def test_brunel_network_with_15_step_delays_matches_brian2():
     out = torch_run(spec, record)
     compare(spec, record, res, out)
     assert res.spikes["pop"][0].size > 2000              # a network that fires, not a quiet one
+
+
+def test_random_initial_values_are_drawn_once_and_shared_by_both_engines(tmp_path):
+    """``v = V_r + rand()*(theta - V_r)`` (Brunel's card with random starts): the spec draws the
+    values from its seed, stores them, and Brian2 and torch start from them: identical spikes."""
+    card = card_from_string(BRUNEL.replace('method = "exact"', 'method = "exact"\n[neuron.initial]\n'
+                                           'v = "V_r + rand()*(theta - V_r)"'), name="brunel_rand")
+    spec = NetworkSpec(dt=DT, seed=5)
+    rng = np.random.default_rng(5)
+    n_spikes = rng.poisson(300 * 50 * 0.2)
+    keys = np.unique(np.stack([rng.integers(0, 2000, n_spikes), rng.integers(0, 50, n_spikes)]), axis=1)
+    spec.add_input("ext", 50, indices=keys[1], times=keys[0] * DT + 0.3 * DT)
+    pop = spec.add_population("pop", card, 60)
+    v0 = pop.initial["v"]
+    assert 10e-3 <= v0.min() and v0.max() < 20e-3 and v0.std() > 1e-3
+    spec.connect("ext", "pop", p=0.2, weight=1.0 * mV)
+    spec.connect("pop", "pop", p=0.1, weight=0.5 * mV, delay=1.5 * ms)
+    spec = NetworkSpec.load(spec.save(tmp_path / "net.npz"))          # the draws travel with the file
+    np.testing.assert_array_equal(spec.populations["pop"].initial["v"], v0)
+    record = {"pop": ["v"]}
+    res = simulate(spec, 0.2, device="runtime", target="numpy", record=record, progress=False)
+    out = torch_run(spec, record, steps=2000)
+    np.testing.assert_array_equal(res.states["pop"]["v"][0], v0)
+    compare(spec, record, res, out)

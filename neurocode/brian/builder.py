@@ -63,16 +63,18 @@ def check_record(spec, record):
 def initial_values(pop, overrides=None):
     """Initial values of ``pop``'s variables as SI arrays where they can be computed here.
 
-    Expressions are read by :mod:`neurocode.cards.expressions`. Those that use only
-    parameters, units and functions are evaluated here; those with ``rand()``/``randn()``
-    or other variables of the group are left to Brian2 (value ``str``). Values must be
-    finite. ``overrides`` maps variable names to SI arrays/scalars or Brian2 expressions.
+    The population's stored values (``pop.initial``: random draws made from the spec's seed)
+    come first. Card expressions are read by :mod:`neurocode.cards.expressions`: those that
+    use only parameters, units and functions are evaluated here; those with other variables of
+    the group are left to Brian2 (value ``str``). Values must be finite. ``overrides`` maps
+    variable names to SI arrays/scalars or Brian2 expressions.
     """
     namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
     namespace.update(pop.params)
     group_names = set(namespace) | set(pop.card.equations.names) | set(IMPLICIT)
     out = {}
     exprs = dict(pop.card.initial)
+    exprs.update(pop.initial)           # stored per-neuron values (random draws) win over the card
     exprs.update(overrides or {})
     for var, expr in exprs.items():
         if var not in pop.card.equations.names:

@@ -368,18 +368,27 @@ class _Validator:
             self.fail("neuron.equations", f"{type(exc).__name__}: {exc}")
 
     def parameters(self, table, equations):
+        """Default values; a value may use other parameters (``Cm = "1*uF/cm**2 * area"``),
+        resolved in dependency order from their defaults (not per neuron)."""
         self.keys(table, set(table), "parameters")
-        defaults = {}
-        for name, raw in table.items():
+        for name in table:
             if name in equations.names:
                 self.fail(f"parameters.{name}", "is also defined in the equations; define it once")
             if name in DEFAULT_UNITS or name in DEFAULT_FUNCTIONS or name in IMPLICIT:
                 self.fail(f"parameters.{name}", "shadows a Brian2 unit, function or implicit variable")
-            try:
-                defaults[name] = parse_quantity(raw)
-            except UnitParseError as exc:
-                self.fail(f"parameters.{name}", str(exc))
-        return defaults
+        defaults, todo = {}, dict(table)
+        while todo:
+            ready = {name: raw for name, raw in todo.items()
+                     if not isinstance(raw, str) or not (get_identifiers(raw) & (set(todo) - {name}))}
+            if not ready:          # a cycle (or a self-reference): report the first one
+                ready = dict([next(iter(todo.items()))])
+            for name, raw in ready.items():
+                try:
+                    defaults[name] = parse_quantity(raw, names=defaults)
+                except UnitParseError as exc:
+                    self.fail(f"parameters.{name}", str(exc))
+                del todo[name]
+        return {name: defaults[name] for name in table}
 
     def heterogeneity(self, table, card):
         self.keys(table, set(card.defaults), "heterogeneity")
