@@ -225,7 +225,10 @@ class NetworkSpec:
         self.dt = float(parse_quantity(self.dt)) if isinstance(self.dt, str) else float(self.dt)
         if not 0 < self.dt < float("inf"):
             raise NetworkSpecError(f"dt must be > 0 s and finite, got {self.dt}")
-        self._rng = np.random.default_rng(self.seed)
+        #: The spec's random generator, seeded by ``seed``: every random draw made while the
+        #: network is built (heterogeneous parameters, connections, random initial values)
+        #: comes from it, in the order of the building calls.
+        self.rng = np.random.default_rng(self.seed)
 
     # -- building -------------------------------------------------------------------------
     def _check_new_name(self, name):
@@ -235,7 +238,7 @@ class NetworkSpec:
     def add_population(self, name, card, size, **overrides):
         """Add ``size`` neurons of ``card`` (name, path or ModelCard), sampled from the spec's seed."""
         self._check_new_name(name)
-        pop = Population.sample(name, card, size, self._rng, **overrides)
+        pop = Population.sample(name, card, size, self.rng, **overrides)
         self.populations[name] = pop
         return pop
 
@@ -285,7 +288,7 @@ class NetworkSpec:
         n_src, n_tgt = self.size(source), self.size(target)
         check_memory(n_src * n_tgt * 9, f"connecting '{source}' ({n_src}) to '{target}' ({n_tgt}) draws a "
                                         "dense connection mask")
-        mask = self._rng.random((n_src, n_tgt)) < p
+        mask = self.rng.random((n_src, n_tgt)) < p
         if source == target and not autapses:
             np.fill_diagonal(mask, False)
         i, j = np.nonzero(mask)
@@ -301,7 +304,7 @@ class NetworkSpec:
         if isinstance(value, Distribution):
             if value.dim is not None and value.dim is not dim:
                 raise NetworkSpecError(f"{what}: units of {dimension_name(value.dim)}, expected {dimension_name(dim)}")
-            return value.sample(n, self._rng)
+            return value.sample(n, self.rng)
         q = parse_quantity(value)
         if q.dim is not dim:
             raise NetworkSpecError(f"{what}: {value!s} has units of {dimension_name(q.dim)}, "

@@ -65,7 +65,7 @@ def hrsnn(n=400, card="lif", p=0.1, w_exc=0.15e-9, g_inh=4.0, frac_exc=0.8, tau_
         raise ValueError(f"connection probability p must lie in (0, 1], got {p}")
     spec = NetworkSpec(dt=dt, seed=seed, metadata={"kind": "hrsnn", "frac_exc": frac_exc})
     tau = Distribution("gamma", {"mean": float(tau_mean), "cv": float(tau_cv)}, None)
-    spec.add_population("hrsnn", card, n, tau_m=tau.sample(n, spec._rng))
+    spec.add_population("hrsnn", card, n, tau_m=tau.sample(n, spec.rng))
     rng = np.random.default_rng(seed + 1)
     mask = rng.random((n, n)) < p
     np.fill_diagonal(mask, False)
@@ -96,7 +96,7 @@ def chrsnn(n_clusters=4, cluster_size=100, card="lif", p_in=0.15, p_out=0.02, k_
                                                    "frac_exc": frac_exc})
     means = np.geomspace(tau_means[0], tau_means[1], n_clusters)
     tau = np.concatenate([Distribution("gamma", {"mean": float(m), "cv": float(tau_cv)}, None)
-                          .sample(cluster_size, spec._rng) for m in means])
+                          .sample(cluster_size, spec.rng) for m in means])
     spec.add_population("hrsnn", card, n, tau_m=tau)
     rng = np.random.default_rng(seed + 1)
     cluster = np.repeat(np.arange(n_clusters), cluster_size)

@@ -300,7 +300,7 @@ def load_samples(name, samples=None, root=None):
     return x, y
 
 
-def _run_dataset(run_dir, spec):
+def run_dataset(run_dir, spec):
     """Dataset name and root of a run: its ``config.toml`` ``[data]``, else the spec metadata."""
     import tomllib
 
@@ -368,7 +368,7 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     name_of_report = report_name(device, variants, dt, timing)
     path = check_output_dir(out or spec_path.parent, [name_of_report], overwrite) / name_of_report
     spec = NetworkSpec.load(spec_path)
-    name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
+    name, data_root = (data, root) if data else run_dataset(spec_path.parent, spec)
     x, y = load_samples(name, samples, data_root)
     report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
                            progress=progress, seed=seed, compile_only=compile_only, timing=timing,

@@ -80,7 +80,7 @@ def interpolated_timing(spec):
     :func:`~neurocode.validate.variants.window_end_rule`, whose window ends it moves.
     Raises ``VariantError`` (or ``NetworkSpecError``) naming what does not fit.
     """
-    from neurocode.validate.variants import _rewrite_cards
+    from neurocode.validate.variants import rewrite_cards
 
     if any(p.delays is not None for p in spec.projections):
         raise NetworkSpecError("spike-time interpolation does not handle synaptic delays; use timing='grid'")
@@ -106,6 +106,6 @@ def interpolated_timing(spec):
         if "t_end" in e.params:                                   # window_end_rule's window ends
             e.params["t_end"] = e.params["t_end"] + spec.dt
 
-    out = _rewrite_cards(spec, "interpolated_timing", edit)
+    out = rewrite_cards(spec, "interpolated_timing", edit)
     out.metadata["timing"] = "interpolated"
     return out

@@ -202,7 +202,7 @@ class _CardEdit:
         return Population(self.pop.name, card, self.pop.size, self.params)
 
 
-def _rewrite_cards(spec, variant, edit):
+def rewrite_cards(spec, variant, edit):
     """A copy of ``spec`` whose populations went through ``edit(_CardEdit)``."""
     out = copy.copy(spec)
     out.populations, out.metadata = {}, copy.deepcopy(spec.metadata)
@@ -224,7 +224,7 @@ def leak(spec, strength, rng):
         tau = e.tau_ref
         e.add_parameter("tau_leak", e.params[tau] / strength, DEFAULT_UNITS["second"].dim)
         e.set_rhs(v, f"{rhs} - ({v} - ({e.v_rest}))/tau_leak")
-    return _rewrite_cards(spec, "leak", edit)
+    return rewrite_cards(spec, "leak", edit)
 
 
 def conductance(spec, strength, rng):
@@ -262,7 +262,7 @@ def conductance(spec, strength, rng):
                                        f"{x}_i_post += ({f})*int(({f}) < {zero})")
         if e.neuron.get("method", "exact") in ("exact", "linear"):   # v now multiplies the drive
             e.neuron["method"] = "exponential_euler"
-    return _rewrite_cards(spec, "conductance", edit)
+    return rewrite_cards(spec, "conductance", edit)
 
 
 def noise(spec, strength, rng):
@@ -273,7 +273,7 @@ def noise(spec, strength, rng):
         e.add_parameter("sigma_noise", strength * e.v_range(), e.card.dimension(v))
         e.set_rhs(v, f"{e.rhs(v)} + sigma_noise*xi/sqrt({tau})")
         e.neuron["method"] = "euler"
-    return _rewrite_cards(spec, "noise", edit)
+    return rewrite_cards(spec, "noise", edit)
 
 
 def heterogeneity(spec, strength, rng):
@@ -421,4 +421,4 @@ def window_end_rule(spec):
         e.neuron["equations"] = e.neuron["equations"].rstrip("\n") + "\nt_start : second\n"
         e.neuron.setdefault("initial", {})["t_start"] = "t"
         e.add_parameter("t_end", np.full(e.pop.size, ends[e.pop.name]), DEFAULT_UNITS["second"].dim)
-    return _rewrite_cards(spec, "window_end", edit)
+    return rewrite_cards(spec, "window_end", edit)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from neurocode.figures.validation import raster_pair, robustness_curves
 from neurocode.spec import NetworkSpec
-from neurocode.validate.run import TTFSTask, _run_dataset, load_samples, task_for, validate_spec
+from neurocode.validate.run import TTFSTask, run_dataset, load_samples, task_for, validate_spec
 from neurocode.validate.present import present
 from neurocode.validate.variants import apply_variants
 
@@ -91,7 +91,7 @@ def main():
         run_dir = Path(run_dir)
         spec = NetworkSpec.load(next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
                                      run_dir / "network.npz"))
-        data, root = _run_dataset(Path(run_dir), spec)
+        data, root = run_dataset(Path(run_dir), spec)
         x, y = load_samples(data, args.samples, root)
         dt = args.dt * 1e-3 if isinstance(task_for(spec), TTFSTask) else None
         variants = [v for v in args.variants.split(",") if v]
