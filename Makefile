@@ -11,7 +11,7 @@ DEB_PKGS := dataset-fashion-mnist espeak-ng
 DEMO_OUT ?= results/demo
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup bench clean-results
+.PHONY: demo test test-fast setup bench clean-results
 
 # The main job: a heterogeneous network in Brian2, then the SSR study's quick mode
 # (train TTFS networks with and without sparse-firing regularisation, trade-off figures).
@@ -21,6 +21,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests neurocode $(PYTEST_ARGS)
+
+# The daily lane: everything but the tests marked slow (standalone compilation, training,
+# long parity runs), stopping at the first failure.
+test-fast: setup
+	$(PY) -m pytest tests neurocode -m "not slow" -x -q $(PYTEST_ARGS)
 
 setup: $(DEPS) $(DEBIAN)
 
