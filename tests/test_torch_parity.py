@@ -27,12 +27,12 @@ CASES = {
 }
 
 
-def make_spec(card, w_in, w_rec, n=40, n_in=30, rate=40.0, seed=3):
+def make_spec(card, w_in, w_rec, n=40, n_in=30, rate=40.0, seed=3, duration=DURATION):
     """Heterogeneous population with Poisson input, a recurrent projection with delays."""
     spec = NetworkSpec(dt=DT, seed=seed)
     rng = np.random.default_rng(seed)
-    n_spikes = rng.poisson(rate * n_in * DURATION)
-    times = np.round(rng.uniform(0, DURATION, n_spikes) / DT) * DT
+    n_spikes = rng.poisson(rate * n_in * duration)
+    times = np.round(rng.uniform(0, duration - DT, n_spikes) / DT) * DT
     idx = rng.integers(0, n_in, n_spikes)
     keys = np.unique(np.stack([np.round(times / DT).astype(int), idx]), axis=1)  # one spike per bin
     spec.add_input("in", n_in, indices=keys[1], times=keys[0] * DT + 0.3 * DT)
@@ -113,7 +113,7 @@ on_pre = "I_syn_post += w"
 @pytest.mark.parametrize("method", ["euler", "rk4"])
 def test_new_card_from_toml_runs_in_both_engines(method):
     card = card_from_string(QIF.replace("{method}", method), name=f"eif_{method}")
-    spec = make_spec(card, 1.5 * nA, 0.2 * nA, n=20)
+    spec = make_spec(card, 1.5 * nA, 0.2 * nA, n=20, duration=0.3)
     record = {"pop": ["v", "I_syn"]}
     res = simulate(spec, 0.3, device="runtime", target="numpy", record=record, progress=False)
     out = torch_run(spec, record, steps=3000)

@@ -110,7 +110,7 @@ def test_cpp_standalone_matches_runtime_and_torch(ttfs, standalone_cache, monkey
 def test_trial_reset_makes_trials_independent(ttfs):
     spec, x, _ = ttfs
     task = TTFSTask(spec)
-    brian = window_end_rule(spec)
+    brian = spec                         # the ttfs card carries the window-end rule
     alone = present(brian, task.trials(x[5:6], brian), task.period(brian), device="runtime")
     after = present(brian, task.trials(x[4:6], brian), task.period(brian), device="runtime")
     for name in spec.populations:
@@ -173,8 +173,8 @@ def test_conductance_variant_scales_drive_at_threshold():
     assert lif_cond.populations["exc"].card.method == "exponential_euler"
     simulate(lif_cond, 1e-3, device="runtime", progress=False)
     trials = TrialInputs.from_times("in", np.zeros((1, 1)))
-    t_base = present(window_end_rule(spec), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
-    t_cond = present(window_end_rule(cond), trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
+    t_base = present(spec, trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
+    t_cond = present(cond, trials, 3.1e-3, device="runtime").first_spike_times("out")[0, 0]
     # dv/dt = 2 (E - v)/E / tau_s with E = 2: v = 2 (1 - exp(-t)) reaches 1 at t = ln 2 tau_s
     assert t_base == pytest.approx(0.5e-3, abs=1.5 * DT)
     assert t_cond == pytest.approx(np.log(2) * 1e-3, abs=1.5 * DT)

@@ -71,6 +71,7 @@ def initial_values(pop, overrides=None):
     """
     namespace = {name: float(unit) for name, unit in DEFAULT_UNITS.items()}
     namespace.update(pop.params)
+    namespace["t"] = 0.0      # a network starts at t = 0 (Brian2's clock may still hold a past run's t)
     group_names = set(namespace) | set(pop.card.equations.names) | set(IMPLICIT)
     out = {}
     exprs = dict(pop.card.initial)

@@ -127,22 +127,36 @@ def split_threshold(code, state_names):
     ('(v) - (v_th)', 'fired == 0')
     >>> split_threshold("x < -1", {"x"})
     ('(-1) - (x)', None)
+    >>> split_threshold("(v >= v_th or t >= t_end) and fired == 0", {"v", "fired"})
+    ('(v) - (v_th)', 'fired == 0')
+
+    In a term ``a or b`` the first ordering comparison on a state variable gives the distance
+    (the other alternatives, e.g. a forced spike at a window's end, fire through the exact
+    condition without a surrogate gradient).
     """
     tree = ast.parse(code.strip(), mode="eval").body
     terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
-    chosen = None
+    def ordering(node):
+        return (isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _ORDERING
+                and get_identifiers(ast.unparse(node)) & set(state_names))
+
+    chosen = owner = None
     for term in terms:
-        if (isinstance(term, ast.Compare) and len(term.ops) == 1 and type(term.ops[0]) in _ORDERING
-                and get_identifiers(ast.unparse(term)) & set(state_names)):
-            chosen = term
+        if ordering(term):
+            chosen = owner = term
             break
+        if isinstance(term, ast.BoolOp) and isinstance(term.op, ast.Or):
+            chosen = next((alt for alt in term.values if ordering(alt)), None)
+            if chosen is not None:
+                owner = term
+                break
     if chosen is None:
         raise TranslationError(f"cannot derive a distance to threshold from '{code}': it needs a "
                                "comparison 'a > b', 'a >= b', 'a < b' or 'a <= b' on a state variable "
                                "(optionally joined by 'and' with other conditions)")
     left, right = ast.unparse(chosen.left), ast.unparse(chosen.comparators[0])
     distance = f"({left}) - ({right})" if _ORDERING[type(chosen.ops[0])] > 0 else f"({right}) - ({left})"
-    rest = [ast.unparse(term) for term in terms if term is not chosen]
+    rest = [ast.unparse(term) for term in terms if term is not owner]
     return distance, (" and ".join(f"({r})" if len(rest) > 1 else r for r in rest) or None)
 
 
@@ -204,7 +218,7 @@ class PopulationDynamics(torch.nn.Module):
         self._build_refractory(card)
         self._build_threshold_reset(card)
         init = [(name, "=", expr) for name, expr in card.initial.items()]
-        self._initial_fn, _ = compile_block("initial", init, list(card.defaults) + ["i"],
+        self._initial_fn, _ = compile_block("initial", init, list(card.defaults) + ["i", "t"],
                                             list(card.initial), ns, f"card '{card.name}' [neuron.initial]")
         self._init_given(initial or {})
         if self.spiking:
@@ -406,7 +420,7 @@ class PopulationDynamics(torch.nn.Module):
         """
         device = self.index.device
         self._shape = (self.n,)            # rand()/randn() in an initial value: one draw per neuron
-        values = self._initial_fn(**self.params, i=self.index)
+        values = self._initial_fn(**self.params, i=self.index, t=0.0)
         values.update({name: getattr(self, f"initial_{name}") for name in self._initial_names})
         state = {}
         for name in self.state_names:

@@ -293,17 +293,18 @@ class TTFSNetwork(torch.nn.Module):
         """The trained network as a :class:`~neurocode.spec.NetworkSpec` (SI units).
 
         Populations are ``hidden1 ... hiddenN`` and ``out`` of the ``ttfs`` card, fed by an
-        input population ``in``; windows (seconds) and the silent-neuron rule go into
-        ``metadata``.
+        input population ``in``. Each layer's window end (seconds) is its neurons' ``t_end``
+        parameter, so the card fires silent neurons there as this layer does; the windows
+        and the silent-neuron rule are also recorded in ``metadata``.
         """
         from neurocode.spec import NetworkSpec, Projection
 
         names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
         spec = NetworkSpec(dt=dt, seed=seed)
         spec.add_input(names[0], self.sizes[0])
-        for name, size in zip(names[1:], self.sizes[1:]):
+        for name, size, t_end in zip(names[1:], self.sizes[1:], self.windows):
             spec.add_population(name, "ttfs", size, v_th=np.full(size, self.v_th),
-                                tau_s=np.full(size, tau_s))
+                                tau_s=np.full(size, tau_s), t_end=np.full(size, t_end * tau_s))
         for k, w in enumerate(self.weights):
             spec.add_projection(Projection.from_dense(names[k], names[k + 1], w.detach().cpu().double().numpy()))
         spec.metadata.update({"model": "TTFSNetwork", "sizes": self.sizes, "tau_s": tau_s,

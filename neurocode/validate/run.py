@@ -78,12 +78,16 @@ class TTFSTask:
         return self.windows[-1] + 2 * spec.dt + _total_delay(spec)
 
     def brian_spec(self, spec, timing="auto"):
-        """The Brian2 version: window-end rule, and interpolated spike times unless ``timing="grid"``.
+        """The Brian2 version: interpolated spike times unless ``timing="grid"``.
+
+        The ``ttfs`` card fires silent neurons at their window's end (``t_end``); specs saved
+        with an older card, without that rule, get it from :func:`window_end_rule`.
 
         ``"auto"`` interpolates where the cards allow it (no leak, conductance or delay
         variant) and keeps step times otherwise; ``"interpolated"`` raises where they do not.
         """
-        spec = window_end_rule(spec)
+        if any("t_end" not in pop.card.defaults for pop in spec.populations.values()):
+            spec = window_end_rule(spec)          # a spec saved before the card carried its window
         if timing == "grid":
             return spec
         try:

@@ -395,7 +395,7 @@ def _integrator_method(equations, method):
 
 # -- the TTFS window-end rule ------------------------------------------------------------------
 def window_end_rule(spec):
-    """Make silent TTFS neurons fire at their layer's window end, as the exact torch layer does.
+    """Give a TTFS spec saved with an older ``ttfs`` card (no ``t_end``) the window-end rule the card has now.
 
     The torch layer gives a neuron that has not crossed threshold by the end of its window
     the spike time ``t_end`` (``metadata["non_firing"] == "window_end"``); as an input it then
