@@ -10,7 +10,7 @@ import sys
 from neurocode import __version__
 
 #: Subcommand modules under ``neurocode.cli``; each defines ``register(subparsers)``.
-COMMANDS = ["models", "simulate", "doctor", "train", "rank_coding", "validate", "lyapunov", "prune"]
+COMMANDS = ["models", "simulate", "build", "collect", "doctor", "train", "rank_coding", "validate", "lyapunov", "prune"]
 
 
 def build_parser():

@@ -46,16 +46,9 @@ def load_spec(model, size, seed, duration):
     return default_network(model, size=size, duration=duration, seed=seed)
 
 
-def run(args):
-    from neurocode.figures.activity import raster
-    from neurocode.brian import simulate
-
-    logging.getLogger("brian2").setLevel(logging.WARNING)
-    duration = parse_time(args.duration, "--duration")
-    if not duration > 0:
-        raise NetworkSpecError(f"--duration must be > 0, got {args.duration!r}")
-    spec = load_spec(args.model, args.size, args.seed, duration)
-    names = [v.strip() for v in args.record.split(",") if v.strip()]
+def parse_record(spec, text):
+    """``--record v,I_syn`` as ``{population: [variables it has]}``."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
     record = {}
     for pop_name, pop in spec.populations.items():
         known = set(pop.card.equations.names) | set(pop.card.defaults)
@@ -65,9 +58,32 @@ def run(args):
                                    f"it has {sorted(known)}")
         if [v for v in names if v in known]:
             record[pop_name] = [v for v in names if v in known]
+    return record
+
+
+def run(args):
+    from neurocode.brian import simulate
+
+    logging.getLogger("brian2").setLevel(logging.WARNING)
+    duration = parse_time(args.duration, "--duration")
+    if not duration > 0:
+        raise NetworkSpecError(f"--duration must be > 0, got {args.duration!r}")
+    spec = load_spec(args.model, args.size, args.seed, duration)
+    record = parse_record(spec, args.record)
     result = simulate(spec, duration, device=args.device, target=args.target, record=record,
                       threads=args.threads, progress=not args.no_progress)
-    out = Path(args.out)
+    write_outputs(result, Path(args.out), model=args.model, seed=spec.seed, dt_s=spec.dt, record=record,
+                  threads=args.threads)
+    return 0
+
+
+def write_outputs(result, out, **facts):
+    """Write ``spikes.npz``, ``states.npz``, ``summary.json`` (plus ``facts``) and a raster into ``out``.
+
+    Prints one line per population and the timings.
+    """
+    from neurocode.figures.activity import raster
+
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, (idx, times) in result.spikes.items():
@@ -81,8 +97,7 @@ def run(args):
     with atomic_path(out / "states.npz") as tmp:
         np.savez_compressed(tmp, **states)
     summary = result.summary()
-    summary.update(model=args.model, seed=spec.seed, dt_s=spec.dt, record=record,
-                   threads=args.threads, sizes=result.sizes)
+    summary.update(facts, sizes=result.sizes)
     write_json(out / "summary.json", summary)
     png = raster(result, out / "raster")
     for name, pop in summary["populations"].items():
@@ -93,4 +108,3 @@ def run(args):
     print(f"{result.device}: build {t.get('build', 0):.2f} s, compile {t.get('compile', 0):.2f} s, "
           f"run {t.get('run', 0):.2f} s")
     print(f"wrote {out / 'spikes.npz'}, {out / 'states.npz'}, {out / 'summary.json'}, {png}")
-    return 0
