@@ -28,7 +28,7 @@ import numpy as np
 
 from neurocode.errors import NetworkSpecError
 from neurocode.validate import compare
-from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present
+from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present, present_on_cluster
 from neurocode.validate.timing import grid_times, interpolated_timing
 from neurocode.validate.variants import apply_variants, window_end_rule
 
@@ -210,7 +210,8 @@ def check_spec(spec, directory=None):
 
 
 def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
-                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto"):
+                  directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto",
+                  scheduler=None):
     """Run samples ``x`` (labels ``y``) through ``spec`` in Brian2 and compare with torch.
 
     Parameters
@@ -236,6 +237,10 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
         Only build the Brian2 project (``cuda_standalone`` without a GPU).
     timing : {"auto", "interpolated", "grid"}
         Spike times within the step or on the grid (TTFS; see module docstring).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://HOST:PORT``): each chunk of samples is one task
+        on its workers (:func:`~neurocode.validate.present.present_on_cluster`); not with
+        ``compile_only``.
 
     Returns
     -------
@@ -261,8 +266,15 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
     t0 = time.perf_counter()
     ref_first, ref_answer = task.torch_reference(spec, x)
     t_torch = time.perf_counter() - t0
-    spikes = present(brian, task.trials(x, brian), task.period(brian), device=device, chunk=chunk, threads=threads,
-                     directory=directory, progress=progress, compile_only=compile_only)
+    if scheduler and not compile_only:
+        from neurocode.cluster import client
+
+        with client(scheduler) as c:
+            spikes = present_on_cluster(c, brian, task.trials(x, brian), task.period(brian), device=device,
+                                        chunk=chunk, threads=threads)
+    else:
+        spikes = present(brian, task.trials(x, brian), task.period(brian), device=device, chunk=chunk,
+                         threads=threads, directory=directory, progress=progress, compile_only=compile_only)
     report = {"kind": task.kind, "device": device, "n_samples": int(len(y)), "dt": brian.dt,
               "timing": brian.metadata.get("timing", "grid"),
               "variants": brian.metadata.get("variants", []), "compiled_only": spikes is None}
@@ -332,12 +344,12 @@ def report_name(device, variants=(), dt=None, timing="auto"):
 
 def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt=None, out=None, data=None,
                  root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False,
-                 timing="auto"):
+                 timing="auto", scheduler=None):
     """Validate the network of a training run folder and write the report there (or into ``out``).
 
     ``run_dir`` holds ``network.npz`` (the trained NetworkSpec) and, for TTFS runs,
-    ``config.toml`` naming the dataset. Returns ``(report, path)``; the report is written
-    atomically as JSON.
+    ``config.toml`` naming the dataset; ``scheduler`` as in :func:`validate_spec`. Returns
+    ``(report, path)``; the report is written atomically as JSON.
     """
     from pathlib import Path
 
@@ -358,7 +370,8 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     name, data_root = (data, root) if data else _run_dataset(spec_path.parent, spec)
     x, y = load_samples(name, samples, data_root)
     report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
-                           progress=progress, seed=seed, compile_only=compile_only, timing=timing)
+                           progress=progress, seed=seed, compile_only=compile_only, timing=timing,
+                           scheduler=scheduler)
     report.pop("_answers", None)
     report.update(run=str(spec_path), dataset=name)
     path = Path(out or spec_path.parent) / report_name(device, variants, dt, timing)
