@@ -120,8 +120,10 @@ def cuda_spec():
 
 
 @pytest.fixture(scope="module")
-def cuda_project(tmp_path_factory):
-    return build_project(cuda_spec(), "cuda_standalone", tmp_path_factory.mktemp("cuda") / "project", 0.1)
+def cuda_project(standalone_cache):
+    """The project of ``tests/test_sim_cuda.py`` (same spec, capacity and folder): compiled once per session."""
+    return build_project(cuda_spec(), "cuda_standalone", standalone_cache / "cuda_lif50", 0.1,
+                         input_capacity={"input": 1024})
 
 
 @pytest.mark.slow
