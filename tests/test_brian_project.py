@@ -9,6 +9,7 @@ import pytest
 
 from neurocode.errors import DeviceError, NetworkSpecError
 from neurocode.presets import default_network
+from neurocode.spec import NetworkSpec
 from neurocode.brian import build_project, collect_project, gpu_present, set_run_data, simulate
 from neurocode.brian.project import MANIFEST
 
@@ -99,6 +100,16 @@ def test_cli_build_and_collect(tmp_path, capsys):
     assert main(["collect", str(out), "--out", str(tmp_path / "res")]) == 0
     summary = json.loads((tmp_path / "res" / "summary.json").read_text())
     assert summary["device"] == "cpp_standalone" and summary["populations"]["net"]["n_neurons"] == 30
+    # new weights for the compiled project, then a spec of another size: refused in one line
+    spec = NetworkSpec.load(out / "spec.npz")
+    spec.projection("recurrent").weights *= 2.0
+    spec.save(tmp_path / "stronger.npz")
+    assert main(["build", str(tmp_path / "stronger.npz"), "--out", str(out), "--data-only"]) == 0
+    assert "syn_recurrent.w=static_arrays/" in (out / "run_args.txt").read_text()
+    run_script(out)
+    assert_same_spikes(simulate(spec, 0.05, progress=False), collect_project(out))
+    assert main(["build", "lif", "--size", "31", "--out", str(out), "--data-only"]) == 2
+    assert "differs from the compiled project" in capsys.readouterr().err
 
 
 # -- CUDA: compiled here without a GPU; run where one is ----------------------------------------

@@ -150,7 +150,7 @@ def build_project(spec, device, out, duration, record=None, threads=1, input_cap
     write_text(out / RUN_ARGS, "")
     script = write_text(out / "run.sh", RUN_SCRIPT.format(run_args=RUN_ARGS, binary=manifest["binary"]))
     script.chmod(0o755)
-    needs = "It needs a CUDA GPU (compiled for compute capability set at build time).\n" \
+    needs = "It needs a CUDA GPU of the compute capability it was compiled for (`-arch` in `makefile`).\n" \
         if device == "cuda_standalone" else ""
     write_text(out / "README.md", README.format(device=device, version=__version__, duration=session.duration,
                                                 dt=spec.dt, needs=needs))

@@ -55,7 +55,7 @@ def _input_values(spec, capacity, name, value, out):
     inp = InputPopulation(name, size, indices, times)  # validates shapes and ranges
     if inp.indices.size > cap:
         raise NetworkSpecError(f"inputs: '{name}' has {inp.indices.size} spikes but the compiled "
-                               f"capacity is {cap}; open the session with a larger input_capacity")
+                               f"capacity is {cap}; compile with a larger input_capacity")
     dt = spec.dt
     bins = np.asarray((inp.times + 1e-3 * dt) / dt, dtype=np.int32)
     order = np.lexsort((inp.indices, bins))
