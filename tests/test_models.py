@@ -64,6 +64,17 @@ def test_good_card_fields():
     assert len(c.sha256) == 64
 
 
+@pytest.mark.parametrize("name", ["lif", "ttfs"])
+def test_card_pickles_as_its_text(name):
+    import pickle
+
+    c = load_card(name)
+    back = pickle.loads(pickle.dumps(c))
+    assert back.sha256 == c.sha256 and back.source == c.source
+    assert {k: v.dim for k, v in back.defaults.items()} == {k: v.dim for k, v in c.defaults.items()}
+    assert str(back.full_equations) == str(c.full_equations)
+
+
 def test_card_hash_changes_with_text():
     assert card().sha256 != card(**{'"20*ms"': '"21*ms"'}).sha256
 

@@ -281,6 +281,21 @@ def build_network(spec, record=None, initial=None, input_capacity=None, duration
     return built
 
 
+def monitor_spikes(indices, times, duration, dt, exact=None):
+    """A SpikeMonitor's arrays as ``(indices int64, times float64)`` sorted by time.
+
+    Spikes at or after ``duration - dt / 2`` are dropped; ``exact`` (a card's
+    ``spike_time`` values, s) replaces the step times where given.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    t = np.asarray(times, dtype=np.float64)
+    keep = t < duration - 0.5 * dt
+    if exact is not None:
+        t = np.asarray(exact, dtype=np.float64)
+    order = np.argsort(t[keep], kind="stable")
+    return idx[keep][order], t[keep][order]
+
+
 def collect(built, spec, duration):
     """Read spikes and states from the monitors into SI numpy arrays.
 
@@ -288,13 +303,8 @@ def collect(built, spec, duration):
     """
     spikes, states = {}, {}
     for name, mon in built.spike_monitors.items():
-        idx = np.asarray(mon.i[:], dtype=np.int64)
-        t = np.asarray(mon.t_[:], dtype=np.float64)
-        keep = t < duration - 0.5 * spec.dt
-        if name in built.spike_time:
-            t = np.asarray(getattr(mon, built.spike_time[name] + "_")[:], dtype=np.float64)
-        order = np.argsort(t[keep], kind="stable")
-        spikes[name] = (idx[keep][order], t[keep][order])
+        exact = getattr(mon, built.spike_time[name] + "_")[:] if name in built.spike_time else None
+        spikes[name] = monitor_spikes(mon.i[:], mon.t_[:], duration, spec.dt, exact)
     t = np.zeros(0)
     for pop, mon in built.state_monitors.items():
         t = np.asarray(mon.t_[:], dtype=np.float64)

@@ -45,6 +45,79 @@ def _binary(directory):
     return None
 
 
+def _input_values(spec, capacity, name, value, out):
+    if name not in capacity:
+        raise NetworkSpecError(f"inputs: no input named '{name}'; have {sorted(capacity)}")
+    size, cap = spec.inputs[name].size, capacity[name]
+    if isinstance(value, InputPopulation):
+        value = (value.indices, value.times)
+    indices, times = (np.asarray(v) for v in value)
+    inp = InputPopulation(name, size, indices, times)  # validates shapes and ranges
+    if inp.indices.size > cap:
+        raise NetworkSpecError(f"inputs: '{name}' has {inp.indices.size} spikes but the compiled "
+                               f"capacity is {cap}; compile with a larger input_capacity")
+    dt = spec.dt
+    bins = np.asarray((inp.times + 1e-3 * dt) / dt, dtype=np.int32)
+    order = np.lexsort((inp.indices, bins))
+    bins, idx = bins[order], inp.indices[order]
+    if np.any((np.diff(bins) == 0) & (np.diff(idx) == 0)):
+        raise NetworkSpecError(f"inputs: '{name}' has a source spiking twice in one time step (dt = {dt} s)")
+    pad = cap - idx.size
+    out[("inputs", name, "_timebins")] = np.concatenate([bins, np.full(pad, NEVER, np.int32)])
+    out[("inputs", name, "neuron_index")] = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
+
+
+def run_values(spec, capacity, inputs=None, params=None, weights=None, initial=None, compiled_initial=None):
+    """New data for a compiled structure, as ``{(kind, name, variable): SI array}``.
+
+    ``kind`` is ``"inputs"``, ``"groups"`` or ``"synapses"`` (as in
+    :meth:`~neurocode.brian.builder.BuiltNetwork.view`); ``capacity`` maps each input to its
+    compiled spike slots; ``compiled_initial`` holds the initial-value overrides the project
+    was built with. Initial values that depend on changed parameters are recomputed.
+    Arguments as in :meth:`StandaloneSession.run`.
+    """
+    out = {}
+    for name, value in (inputs or {}).items():
+        _input_values(spec, capacity, name, value, out)
+    changed = {}
+    for pop, values in (params or {}).items():
+        if pop not in spec.populations:
+            raise NetworkSpecError(f"params: no population named '{pop}'; have {sorted(spec.populations)}")
+        p = spec.populations[pop]
+        unknown = set(values) - set(p.card.defaults)
+        if unknown:
+            raise NetworkSpecError(f"params: card '{p.card.name}' has no parameter(s) {sorted(unknown)}")
+        for key, val in values.items():
+            val = np.broadcast_to(np.asarray(val, dtype=np.float64), (p.size,))
+            out[("groups", pop, key)] = val
+            changed.setdefault(pop, {})[key] = val
+    projections = {proj.name: proj for proj in spec.projections}
+    for name, val in (weights or {}).items():
+        if name not in projections:
+            raise NetworkSpecError(f"weights: no projection named '{name}'; have {sorted(projections)}")
+        proj = projections[name]
+        val = np.asarray(val, dtype=np.float64)
+        if val.shape != proj.i.shape:
+            raise NetworkSpecError(f"weights: '{name}' needs {proj.i.size} values (one per synapse), "
+                                   f"got shape {val.shape}")
+        if val.size:
+            out[("synapses", name, spec.populations[proj.target].card.weight)] = val
+    compiled_initial = compiled_initial or {}
+    for pop in set(changed) | set(initial or {}):
+        p = spec.populations[pop]
+        params_now = dict(p.params, **changed.get(pop, {}))
+        shadow = type(p)(p.name, p.card, p.size, {k: np.array(v) for k, v in params_now.items()})
+        overrides = dict(compiled_initial.get(pop, {}), **(initial or {}).get(pop, {}))
+        for var, value in initial_values(shadow, overrides).items():
+            if isinstance(value, str):
+                if var in (initial or {}).get(pop, {}):
+                    raise NetworkSpecError(f"initial: '{pop}.{var}' = {value!r} cannot be evaluated "
+                                           "outside Brian2; give SI values")
+                continue
+            out[("groups", pop, var)] = value
+    return out
+
+
 class StandaloneSession:
     """A compiled standalone project for one network structure, run many times.
 
@@ -126,69 +199,10 @@ class StandaloneSession:
         logger.info("%s project %s: generated in %.1f s, compiled in %.1f s (%s)", device, self.directory,
                     t1 - t0, t2 - t1, "new binary" if self.compile_count else "up to date, not recompiled")
 
-    # -- run_args ------------------------------------------------------------------------
-    def _input_args(self, name, value, args):
-        if name not in self.built.inputs:
-            raise NetworkSpecError(f"inputs: no input named '{name}'; have {sorted(self.built.inputs)}")
-        size, cap = self.spec.inputs[name].size, self.built.input_capacity[name]
-        if isinstance(value, InputPopulation):
-            value = (value.indices, value.times)
-        indices, times = (np.asarray(v) for v in value)
-        inp = InputPopulation(name, size, indices, times)  # validates shapes and ranges
-        if inp.indices.size > cap:
-            raise NetworkSpecError(f"inputs: '{name}' has {inp.indices.size} spikes but the compiled "
-                                   f"capacity is {cap}; open the session with a larger input_capacity")
-        dt = self.spec.dt
-        bins = np.asarray((inp.times + 1e-3 * dt) / dt, dtype=np.int32)
-        order = np.lexsort((inp.indices, bins))
-        bins, idx = bins[order], inp.indices[order]
-        if np.any((np.diff(bins) == 0) & (np.diff(idx) == 0)):
-            raise NetworkSpecError(f"inputs: '{name}' has a source spiking twice in one time step (dt = {dt} s)")
-        pad = cap - idx.size
-        args[self.built.view("inputs", name, "_timebins")] = np.concatenate([bins, np.full(pad, NEVER, np.int32)])
-        padded = np.concatenate([idx, np.zeros(pad, np.int64)]).astype(np.int32)
-        args[self.built.view("inputs", name, "neuron_index")] = padded
-
     def _run_args(self, inputs, params, weights, initial):
-        args = {}
-        for name, value in (inputs or {}).items():
-            self._input_args(name, value, args)
-        changed = {}
-        for pop, values in (params or {}).items():
-            if pop not in self.spec.populations:
-                raise NetworkSpecError(f"params: no population named '{pop}'; have {sorted(self.spec.populations)}")
-            p = self.spec.populations[pop]
-            unknown = set(values) - set(p.card.defaults)
-            if unknown:
-                raise NetworkSpecError(f"params: card '{p.card.name}' has no parameter(s) {sorted(unknown)}")
-            for key, val in values.items():
-                val = np.broadcast_to(np.asarray(val, dtype=np.float64), (p.size,))
-                args[self.built.view("groups", pop, key)] = val
-                changed.setdefault(pop, {})[key] = val
-        for name, val in (weights or {}).items():
-            if name not in self.built.synapses:
-                raise NetworkSpecError(f"weights: no projection named '{name}'; have {sorted(self.built.synapses)}")
-            proj = self.spec.projection(name)
-            val = np.asarray(val, dtype=np.float64)
-            if val.shape != proj.i.shape:
-                raise NetworkSpecError(f"weights: '{name}' needs {proj.i.size} values (one per synapse), "
-                                       f"got shape {val.shape}")
-            if val.size:
-                args[self.built.view("synapses", name, self.spec.populations[proj.target].card.weight)] = val
-        # initial values that depend on changed parameters are recomputed here
-        for pop in set(changed) | set(initial or {}):
-            p = self.spec.populations[pop]
-            params_now = dict(p.params, **changed.get(pop, {}))
-            shadow = type(p)(p.name, p.card, p.size, {k: np.array(v) for k, v in params_now.items()})
-            overrides = dict(self._initial.get(pop, {}), **(initial or {}).get(pop, {}))
-            for var, value in initial_values(shadow, overrides).items():
-                if isinstance(value, str):
-                    if var in (initial or {}).get(pop, {}):
-                        raise NetworkSpecError(f"initial: '{pop}.{var}' = {value!r} cannot be evaluated "
-                                               "outside Brian2; give SI values")
-                    continue
-                args[self.built.view("groups", pop, var)] = value
-        return {view: as_quantity(view, val) for view, val in args.items()}
+        values = run_values(self.spec, self.built.input_capacity, inputs, params, weights, initial, self._initial)
+        views = {key: self.built.view(*key) for key in values}
+        return {views[key]: as_quantity(views[key], val) for key, val in values.items()}
 
     def run(self, inputs=None, params=None, weights=None, initial=None, progress=False):
         """Run the compiled project with new data; nothing is regenerated or recompiled.

@@ -113,6 +113,11 @@ class ModelCard:
     description: str = ""
     references: tuple = field(default_factory=tuple)
 
+    def __reduce__(self):
+        """Pickle a card as its text (Dask workers get it that way): a dimensionless Brian2
+        quantity does not survive pickling as a quantity."""
+        return card_from_string, (self.text, self.name, self.source)
+
     # -- derived views -------------------------------------------------------------------
     @property
     def state_variables(self):

@@ -17,7 +17,8 @@ from neurocode import __version__
 from neurocode.errors import NeurocodeError
 
 #: Subcommand modules under ``neurocode.cli``; each defines ``register(subparsers)``.
-COMMANDS = ["models", "simulate", "doctor", "train", "rank_coding", "validate", "lyapunov", "prune", "nir"]
+COMMANDS = ["models", "simulate", "build", "collect", "doctor", "train", "rank_coding", "validate", "lyapunov",
+            "prune", "nir"]
 
 
 def build_parser():

@@ -67,8 +67,22 @@ def load_spec(model, size, seed, duration, card_source="stored"):
     return default_network(model, size=size, duration=duration, seed=SEED if seed is None else seed)
 
 
+def parse_record(spec, text):
+    """``--record v,I_syn`` as ``{population: [variables it has]}``."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    record = {}
+    for pop_name, pop in spec.populations.items():
+        known = set(pop.card.equations.names) | set(pop.card.defaults)
+        missing = [v for v in names if v not in known]
+        if missing and len(spec.populations) == 1:
+            raise NetworkSpecError(f"--record: card '{pop.card.name}' has no variable(s) {missing}; "
+                                   f"it has {sorted(known)}")
+        if [v for v in names if v in known]:
+            record[pop_name] = [v for v in names if v in known]
+    return record
+
+
 def run(args):
-    from neurocode.figures.activity import raster
     from neurocode.brian import simulate
 
     logging.getLogger("brian2").setLevel(logging.WARNING)
@@ -79,18 +93,21 @@ def run(args):
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     spec = load_spec(args.model, args.size, args.seed, duration, args.card_source)
-    names = [v.strip() for v in args.record.split(",") if v.strip()]
-    record = {}
-    for pop_name, pop in spec.populations.items():
-        known = set(pop.card.equations.names) | set(pop.card.defaults)
-        missing = [v for v in names if v not in known]
-        if missing and len(spec.populations) == 1:
-            raise NetworkSpecError(f"--record: card '{pop.card.name}' has no variable(s) {missing}; "
-                                   f"it has {sorted(known)}")
-        if [v for v in names if v in known]:
-            record[pop_name] = [v for v in names if v in known]
+    record = parse_record(spec, args.record)
     result = simulate(spec, duration, device=args.device, target=args.target, record=record,
                       threads=args.threads, progress=not args.no_progress)
+    write_outputs(result, out, model=args.model, seed=spec.seed, dt_s=spec.dt, record=record,
+                  threads=args.threads)
+    return 0
+
+
+def write_outputs(result, out, **facts):
+    """Write ``spikes.npz``, ``states.npz``, ``summary.json`` (plus ``facts``) and a raster into ``out``.
+
+    Prints one line per population and the timings.
+    """
+    from neurocode.figures.activity import raster
+
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, (idx, times) in result.spikes.items():
@@ -104,8 +121,7 @@ def run(args):
     with atomic_path(out / "states.npz") as tmp:
         np.savez_compressed(tmp, **states)
     summary = result.summary()
-    summary.update(model=args.model, seed=spec.seed, dt_s=spec.dt, record=record,
-                   threads=args.threads, sizes=result.sizes)
+    summary.update(facts, sizes=result.sizes)
     write_json(out / "summary.json", summary)
     png = raster(result, out / "raster")
     for name, pop in summary["populations"].items():
@@ -116,4 +132,3 @@ def run(args):
     print(f"{result.device}: build {t.get('build', 0):.2f} s, compile {t.get('compile', 0):.2f} s, "
           f"run {t.get('run', 0):.2f} s")
     print(f"wrote {out / 'spikes.npz'}, {out / 'states.npz'}, {out / 'summary.json'}, {png}")
-    return 0

@@ -34,6 +34,8 @@ def register(sub):
                              "spec, or the file as it is now (default: %(default)s)")
     parser.add_argument("--chunk", type=int, default=500, help="trials per compiled run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="Dask scheduler: each chunk of samples is one task on its workers (docs/cluster.md)")
     parser.add_argument("--timing", default="auto", choices=["auto", "interpolated", "grid"],
                         help="TTFS spike times: interpolated within the step where the cards allow it (auto, "
                              "the default), always (error where they do not), or on the time grid")
@@ -84,7 +86,8 @@ def run(args):
                                 dt=dt, out=args.out, data=args.data,
                                 root=args.root, chunk=args.chunk, threads=args.threads,
                                 progress=not args.no_progress, seed=args.seed, compile_only=compile_only,
-                                timing=args.timing, card_source=args.card_source, overwrite=args.overwrite)
+                                timing=args.timing, card_source=args.card_source, overwrite=args.overwrite,
+                                scheduler=args.scheduler)
     print(format_report(report))
     print(f"wrote {path}")
     return 0

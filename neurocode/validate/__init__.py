@@ -14,9 +14,9 @@
 See ``docs/validate.md``.
 """
 
-from neurocode.validate.present import TrialInputs, TrialSpikes, present
+from neurocode.validate.present import TrialInputs, TrialSpikes, present, present_on_cluster
 from neurocode.validate.run import load_samples, task_for, validate_run, validate_spec
 from neurocode.validate.variants import VARIANTS, VariantError, apply_variants, parse_variant
 
-__all__ = ["present", "TrialInputs", "TrialSpikes", "validate_spec", "validate_run", "task_for",
-           "load_samples", "apply_variants", "parse_variant", "VARIANTS", "VariantError"]
+__all__ = ["present", "present_on_cluster", "TrialInputs", "TrialSpikes", "validate_spec", "validate_run",
+           "task_for", "load_samples", "apply_variants", "parse_variant", "VARIANTS", "VariantError"]

@@ -9,7 +9,8 @@ project is generated and compiled for a chunk (:class:`~neurocode.brian.Standalo
 input spike table of fixed capacity) and the binary is re-run once per chunk with that
 chunk's input spikes through ``run_args``. A chunk of a few hundred trials amortises the
 binary's start-up and file I/O (tens of ms) while keeping the spike table and monitors
-small; see ``docs/validate.md`` for the measured trade-off.
+small; see ``docs/validate.md`` for the measured trade-off. :func:`present_on_cluster` hands
+the chunks to the workers of a Dask cluster instead, one task each.
 
 >>> import numpy as np
 >>> trials = TrialInputs("in", 3, trial=[0, 0, 1], index=[0, 2, 1], time=[0.0, 1e-3, 5e-4])
@@ -20,6 +21,7 @@ small; see ``docs/validate.md`` for the measured trade-off.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -30,7 +32,7 @@ import numpy as np
 from neurocode.errors import DeviceError, NetworkSpecError
 from neurocode.spec import InputPopulation
 from neurocode.brian.builder import build_network, collect
-from neurocode.brian.devices import check_device, device_context, gpu_present
+from neurocode.brian.devices import cache_root, check_device, device_context, gpu_present
 from neurocode.brian.standalone import StandaloneSession, default_capacity
 
 logger = logging.getLogger(__name__)
@@ -236,3 +238,49 @@ def present(spec, trials, period, device="cpp_standalone", chunk=DEFAULT_CHUNK, 
     logger.info("%s: %d trials in %d chunk(s) of %d; build %.1f s, compile %.1f s, run %.1f s", device,
                 trials.n_trials, n_chunks, chunk, timings["build"], timings["compile"], timings["run"])
     return TrialSpikes(spikes, sizes, trials.n_trials, period, device, timings, info)
+
+
+def _present_chunk(spec, trials, period, device, threads):
+    """One chunk of trials in a Dask worker; standalone projects in a folder of the worker's own."""
+    from distributed import get_worker
+
+    directory = None
+    if device != "runtime":
+        worker = hashlib.sha256(get_worker().address.encode()).hexdigest()[:8]
+        directory = cache_root() / "projects" / f"{device}-worker-{worker}"
+    return present(spec, trials, period, device=device, chunk=max(trials.n_trials, 1), threads=threads,
+                   directory=directory)
+
+
+def present_on_cluster(client, spec, trials, period, device="cpp_standalone", chunk=DEFAULT_CHUNK, threads=1):
+    """:func:`present` with each chunk of ``chunk`` trials one task on the Dask cluster of ``client``.
+
+    Every worker compiles (standalone devices) into a project folder of its own and re-runs
+    it for the later chunks it gets. Trials are independent (state reset at each trial
+    start), so the spikes equal those of :func:`present`.
+
+    Returns
+    -------
+    TrialSpikes
+        ``timings`` are summed over the tasks; ``info`` has ``chunk`` and ``n_chunks``.
+    """
+    if chunk < 1:
+        raise NetworkSpecError(f"chunk must be >= 1 trial, got {chunk}")
+    n_chunks = max(1, math.ceil(trials.n_trials / chunk))
+    futures = []
+    for k in range(n_chunks):
+        lo, hi = k * chunk, min((k + 1) * chunk, trials.n_trials)
+        sel = (trials.trial >= lo) & (trials.trial < hi)
+        part = TrialInputs(trials.population, trials.size, trials.trial[sel] - lo, trials.index[sel],
+                           trials.time[sel], n_trials=hi - lo)
+        futures.append(client.submit(_present_chunk, spec, part, period, device, threads))
+    parts = client.gather(futures)
+    spikes = {}
+    for name in parts[0].spikes:
+        trial, idx, t = (np.concatenate(a) for a in zip(*[
+            (p.spikes[name][0] + k * chunk, p.spikes[name][1], p.spikes[name][2]) for k, p in enumerate(parts)]))
+        spikes[name] = (trial, idx, t)
+    timings = {key: sum(p.timings[key] for p in parts) for key in parts[0].timings}
+    logger.info("%s on a Dask cluster: %d trials in %d task(s)", device, trials.n_trials, n_chunks)
+    return TrialSpikes(spikes, parts[0].sizes, trials.n_trials, parts[0].period, device, timings,
+                       {"chunk": chunk, "n_chunks": n_chunks, "period": parts[0].period})

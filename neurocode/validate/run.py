@@ -29,7 +29,7 @@ import numpy as np
 from neurocode.cards.stale import choose_cards
 from neurocode.errors import NetworkSpecError
 from neurocode.validate import compare
-from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present
+from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present, present_on_cluster
 from neurocode.validate.timing import grid_times, interpolated_timing
 from neurocode.validate.variants import apply_variants, window_end_rule
 
@@ -206,7 +206,7 @@ def task_for(spec):
 
 def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
                   directory=None, progress=False, seed=0, card_dir=None, compile_only=False, timing="auto",
-                  card_source="stored"):
+                  card_source="stored", scheduler=None):
     """Run samples ``x`` (labels ``y``) through ``spec`` in Brian2 and compare with torch.
 
     Parameters
@@ -236,6 +236,10 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
     card_source : {"stored", "current"}
         Card text of a card whose file changed since training: the one stored in the spec, or
         the file as it is now (:func:`neurocode.cards.stale.choose_cards`; a warning says which).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://HOST:PORT``): each chunk of samples is one task
+        on its workers (:func:`~neurocode.validate.present.present_on_cluster`); not with
+        ``compile_only``.
 
     Returns
     -------
@@ -269,8 +273,15 @@ def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chu
     t0 = time.perf_counter()
     ref_first, ref_answer = task.torch_reference(spec, x)
     t_torch = time.perf_counter() - t0
-    spikes = present(brian, task.trials(x, brian), task.period(brian), device=device, chunk=chunk, threads=threads,
-                     directory=directory, progress=progress, compile_only=compile_only)
+    if scheduler and not compile_only:
+        from neurocode.cluster import client
+
+        with client(scheduler) as c:
+            spikes = present_on_cluster(c, brian, task.trials(x, brian), task.period(brian), device=device,
+                                        chunk=chunk, threads=threads)
+    else:
+        spikes = present(brian, task.trials(x, brian), task.period(brian), device=device, chunk=chunk,
+                         threads=threads, directory=directory, progress=progress, compile_only=compile_only)
     report = {"kind": task.kind, "device": device, "n_samples": int(len(y)), "dt": brian.dt,
               "timing": brian.metadata.get("timing", "grid"),
               "variants": brian.metadata.get("variants", []), "compiled_only": spikes is None}
@@ -344,13 +355,13 @@ def report_name(device, variants=(), dt=None, timing="auto"):
 
 def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt=None, out=None, data=None,
                  root=None, chunk=DEFAULT_CHUNK, threads=1, progress=False, seed=0, compile_only=False,
-                 timing="auto", card_source="stored", overwrite=False):
+                 timing="auto", card_source="stored", overwrite=False, scheduler=None):
     """Validate the network of a training run folder and write the report there (or into ``out``).
 
     ``run_dir`` holds ``network.npz`` (the trained NetworkSpec) and, for TTFS runs,
-    ``config.toml`` naming the dataset. Returns ``(report, path)``; the report is written
-    atomically as JSON. An existing report of the same settings is refused before any work
-    unless ``overwrite``.
+    ``config.toml`` naming the dataset; ``scheduler`` as in :func:`validate_spec`. Returns
+    ``(report, path)``; the report is written atomically as JSON. An existing report of the
+    same settings is refused before any work unless ``overwrite``.
     """
     from pathlib import Path
 
@@ -376,7 +387,7 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     x, y = load_samples(name, samples, data_root)
     report = validate_spec(spec, x, y, device=device, variants=variants, dt=dt, chunk=chunk, threads=threads,
                            progress=progress, seed=seed, compile_only=compile_only, timing=timing,
-                           card_source=card_source)
+                           card_source=card_source, scheduler=scheduler)
     report.pop("_answers", None)
     report.update(run=str(spec_path), dataset=name)
     write_json(path, report)

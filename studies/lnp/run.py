@@ -19,7 +19,9 @@ the *surrogate* spike treatment at the 1 ms step (the exact treatment is first o
 and at 1 ms gives exponents of +170 1/s against +8 1/s at 0.1 ms, where it costs 10x the
 steps).
 
-Jobs run on a Dask LocalCluster (one worker by default: the machine's 2 cores are shared)::
+Jobs run on a Dask LocalCluster (one worker by default: the machine's 2 cores are shared) or on a
+running scheduler (``--scheduler tcp://HOST:PORT``; workers started in this folder, see
+``docs/cluster.md``)::
 
     nice -n 5 .venv/bin/python studies/lnp/run.py --quick --out results/lnp/quick
     nice -n 5 .venv/bin/python studies/lnp/run.py --network hrsnn --out results/lnp/hrsnn
@@ -193,19 +195,21 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small preset (a few minutes on 2 busy cores)")
     ap.add_argument("--out", required=True, help="results folder")
     ap.add_argument("--network", choices=KINDS, default="hrsnn", help="dense network kind")
-    ap.add_argument("--workers", type=int, default=1, help="Dask workers (at most 2)")
+    ap.add_argument("--workers", type=int, default=1, help="LocalCluster workers (at most 2)")
+    ap.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")
     ap.add_argument("--sparsities", type=float, nargs="+", help="override the preset's synapse sparsities")
     ap.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
     ap.add_argument("--rescale", choices=["radius", "none", "inverse-p"], default=COMMON["rescale"],
                     help="weight rule after pruning (inverse-p: LNP divides by the keep probability, the "
                          "baselines keep their weights)")
     args = ap.parse_args()
-    if not 1 <= args.workers <= 2:
+    if not args.scheduler and not 1 <= args.workers <= 2:
         ap.error("--workers must be 1 or 2 (the machine has 2 shared cores)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import pandas as pd
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
+    from neurocode.cluster import client
     from neurocode.io import write_json, write_text
     from tasks import keyword_data
     preset = "quick" if args.quick else "full"
@@ -231,11 +235,10 @@ def main():
             taus.extend({"network": cfg["network"], "method": method, "target_sparsity": sparsity,
                          "tau_m_ms": 1e3 * float(v)} for v in r["tau_m"])
 
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        data_f = client.scatter(data, broadcast=True)
-        preps = {s: client.submit(prepare, cfg, s, data_f, key=f"prepare-{s}", pure=False) for s in cfg["seeds"]}
-        jobs = {client.submit(pruned_job, cfg, s, sp, preps[s], data_f, key=f"pruned-{sp}-{s}", pure=False):
+    with client(args.scheduler, args.workers) as c:
+        data_f = c.scatter(data, broadcast=True)
+        preps = {s: c.submit(prepare, cfg, s, data_f, key=f"prepare-{s}", pure=False) for s in cfg["seeds"]}
+        jobs = {c.submit(pruned_job, cfg, s, sp, preps[s], data_f, key=f"pruned-{sp}-{s}", pure=False):
                 (s, sp) for s in cfg["seeds"] for sp in cfg["sparsities"]}
         for s, fut in preps.items():
             p = fut.result()

@@ -1,9 +1,10 @@
 """SSR study: sweep the regulariser strength gamma for none / M-SSR / F-SSR / membrane baseline.
 
 Each (regulariser, gamma) is one training run (``neurocode.training.ttfs.train_ttfs``) executed by a
-Dask cluster: a ``LocalCluster`` by default, or an existing scheduler (``--scheduler
-tcp://host:8786``) to scale out. Runs resume from their checkpoints, so re-running the
-command after a kill only finishes what is missing.
+Dask cluster (:mod:`neurocode.cluster`): a ``LocalCluster`` by default, or a running scheduler
+(``--scheduler tcp://host:8786``, see ``docs/cluster.md``) to scale out. Finished runs keep their
+row in ``rows/`` and unfinished ones resume from their checkpoints, so re-running the command
+after a kill only finishes what is missing.
 
 Outputs in ``--out``:
 * ``runs/<regulariser>_g<gamma>/`` -- each run's folder (config, metrics, network.npz);
@@ -41,47 +42,39 @@ QUICK = {"overrides": {"data.train_subset": 3000, "data.test_subset": 1000, "net
          "gammas": {"none": [0.0], "m_ssr": [3e-3, 3e-2], "f_ssr": [3e-4, 3e-3], "membrane": [3e-3, 3e-2]}}
 
 
-def run_one(config, run_dir, overrides):
-    """Train one run (in a Dask worker) and return its summary row."""
+def run_one(job):
+    """Train one run (in a Dask worker) and return its summary row; a finished run is not retrained."""
     import torch
 
     from neurocode.training.ttfs import train_ttfs
 
     torch.set_num_threads(1)
-    history = train_ttfs(config, run_dir, progress=False, overrides=overrides)
+    overrides = job["overrides"]
+    history = train_ttfs(job["config"], Path(job["run"]), progress=False, overrides=overrides)
     last = history[-1]
     return {"regulariser": overrides["loss.regulariser"], "gamma": overrides["loss.gamma"],
-            "run": str(run_dir), **{k: v for k, v in last.items() if not k.startswith("train_")},
+            "run": job["run"], **{k: v for k, v in last.items() if not k.startswith("train_")},
             "train_ce": last.get("train_ce")}
 
 
 def sweep(config, out, gammas, overrides=None, scheduler=None, workers=2):
-    """Run every (regulariser, gamma) through Dask; returns the sweep DataFrame (also CSV)."""
-    from dask.distributed import Client, LocalCluster
+    """Run every (regulariser, gamma) through Dask; returns the sweep DataFrame (also CSV).
+
+    Rows are keyed by their job (``out/rows/<key>.json``, :func:`neurocode.cluster.sweep`), so a
+    job that runs twice (a lost worker, a restarted sweep) gives one row.
+    """
+    from neurocode import cluster
+    from neurocode.io import atomic_path
 
     jobs = []
     for reg, values in gammas.items():
         for gamma in values:
             o = dict(overrides or {})
             o.update({"loss.regulariser": reg, "loss.gamma": gamma})
-            jobs.append((out / "runs" / f"{reg}_g{gamma:g}", o))
-    if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
-        client = Client(cluster)
-    try:
-        futures = [client.submit(run_one, str(config), run_dir, o, key=f"ssr-{run_dir.name}", pure=False)
-                   for run_dir, o in jobs]
-        rows = client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    table = pd.DataFrame(rows).sort_values(["regulariser", "gamma"])
-    from neurocode.io import atomic_path
+            jobs.append({"config": str(config), "run": str(out / "runs" / f"{reg}_g{gamma:g}"), "overrides": o})
+    with cluster.client(scheduler, workers) as c:
+        rows = cluster.sweep(c, run_one, jobs, out / "rows", name="ssr")
+    table = pd.DataFrame(rows).drop(columns="key").sort_values(["regulariser", "gamma"])
     with atomic_path(out / "sweep.csv") as tmp:
         table.to_csv(tmp, index=False)
     return table

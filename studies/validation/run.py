@@ -2,7 +2,8 @@
 
 For each trained run given, every variant is swept over its strengths on the first
 ``--samples`` test samples (Brian2 ``cpp_standalone``; one compiled project per variant,
-strengths re-run it with new parameter values), and the first sample is drawn as a spike
+strengths re-run it with new parameter values; with ``--scheduler tcp://HOST:PORT`` each chunk
+of samples is one task on a Dask cluster, see ``docs/cluster.md``), and the first sample is drawn as a spike
 raster in torch and in Brian2 side by side. Writes into ``--out``:
 
 * ``robustness.csv`` (one row per network, variant, strength) and ``robustness.png|csv``;
@@ -39,18 +40,19 @@ SWEEPS = {"leak": [0.1, 0.3, 1.0], "conductance": [0.2, 0.5, 0.8], "noise": [0.0
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
-def sweep(name, spec, x, y, dt, device, variants):
+def sweep(name, spec, x, y, dt, device, variants, scheduler=None):
     """Accuracy and agreement per variant strength; spike times on the grid throughout, so that a
     curve changes only the variant (interpolation does not apply to leak, conductance, noise, delays)."""
     rows = []
-    base = validate_spec(spec, x, y, device=device, dt=dt, timing="grid")
+    base = validate_spec(spec, x, y, device=device, dt=dt, timing="grid", scheduler=scheduler)
     for variant in variants:
         zero = 1.0 if variant == "dt" else (24 if variant == "quantize" else 0.0)
         rows.append({"network": name, "variant": variant, "strength": zero,
                      "accuracy_brian2": base["accuracy_brian2"], "accuracy_torch": base["accuracy_torch"],
                      "agreement": base["agreement"]})
         for strength in SWEEPS[variant]:
-            r = validate_spec(spec, x, y, device=device, dt=dt, variants=[(variant, strength)], timing="grid")
+            r = validate_spec(spec, x, y, device=device, dt=dt, variants=[(variant, strength)], timing="grid",
+                              scheduler=scheduler)
             logging.info("%s %s=%g: accuracy %.4f agreement %.4f", name, variant, strength,
                          r["accuracy_brian2"], r["agreement"])
             rows.append({"network": name, "variant": variant, "strength": strength,
@@ -80,6 +82,7 @@ def main():
     parser.add_argument("--variants", default=",".join(SWEEPS))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--docs", action="store_true", help="copy the figures to docs/figures/")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (default: this process)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("brian2").setLevel(logging.WARNING)
@@ -102,7 +105,7 @@ def main():
                 applicable.append(v)
             except ValueError as exc:
                 logging.warning("%s: skipping %s (%s)", name, v, exc)
-        net_rows, base = sweep(name, spec, x, y, dt, args.device, applicable)
+        net_rows, base = sweep(name, spec, x, y, dt, args.device, applicable, args.scheduler)
         rows += net_rows
         reference[name] = base["accuracy_torch"]
         figures.append(raster(name, spec, x, dt, out))
