@@ -22,7 +22,7 @@ import hashlib
 import json
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +210,56 @@ class Projection:
         return out
 
 
+#: How samples enter a network (:class:`Encoding`).
+ENCODINGS = ("latency", "spike_steps", "current")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a sample enters the network: a typed, saved field of a spec.
+
+    ``kind``: ``"latency"`` (exact TTFS: input ``k`` spikes once at ``t_input * (1 - x_k)``),
+    ``"spike_steps"`` (frames: input ``k`` spikes at step ``s`` when ``x[s, k] = 1``, i.e. at
+    ``s * dt``) or ``"current"`` (analog frames scaling the input weights' effect each step).
+    ``population`` is the input population; ``t_input`` (s) the latency window; ``steps`` the
+    number of frames per sample.
+    """
+
+    kind: str
+    population: str
+    t_input: float = 0.0
+    steps: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ENCODINGS:
+            raise NetworkSpecError(f"encoding kind {self.kind!r}: choose one of {list(ENCODINGS)}")
+        if not (np.isfinite(self.t_input) and self.t_input >= 0) or int(self.steps) < 0:
+            raise NetworkSpecError(f"encoding: t_input must be a finite time >= 0 s and steps >= 0, got "
+                                   f"t_input={self.t_input!r}, steps={self.steps!r}")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How the network answers: a typed, saved field of a spec.
+
+    ``rule`` names the decision rule (``"first_spike"``:
+    :func:`neurocode.objectives.decision.first_spike_decision`) applied to ``population``;
+    ``gain``, ``theta`` and ``activation`` are the rank-coding read-out's parameters (logits
+    ``gain * distance to threshold``, crossing ``theta``), recorded for reproduction.
+    """
+
+    rule: str
+    population: str
+    gain: float = 0.0
+    theta: float = 0.0
+    activation: str = ""
+
+    def __post_init__(self):
+        from neurocode.objectives.decision import RULES
+        if self.rule not in RULES:
+            raise NetworkSpecError(f"read-out rule {self.rule!r}: choose one of {list(RULES)}")
+
+
 @dataclass
 class NetworkSpec:
     """Populations, inputs and projections, with the time step ``dt`` (seconds) and a seed."""
@@ -220,6 +270,8 @@ class NetworkSpec:
     inputs: dict = field(default_factory=dict)
     projections: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    encoding: Encoding | None = None
+    readout: Readout | None = None
 
     def __post_init__(self):
         self.dt = float(parse_quantity(self.dt)) if isinstance(self.dt, str) else float(self.dt)
@@ -324,6 +376,8 @@ class NetworkSpec:
         path = Path(path)
         arrays, header = {}, {"format_version": FORMAT_VERSION, "dt": self.dt, "seed": self.seed,
                               "metadata": self.metadata, "cards": {}, "populations": [],
+                              "encoding": None if self.encoding is None else asdict(self.encoding),
+                              "readout": None if self.readout is None else asdict(self.readout),
                               "inputs": [], "projections": []}
         for pop in self.populations.values():
             header["cards"][pop.card.name] = {"text": pop.card.text, "sha256": pop.card.sha256,
@@ -389,6 +443,14 @@ class NetworkSpec:
             raise NetworkSpecError(f"{path}: format version {version} is not supported "
                                    f"(this neurocode reads versions {list(READABLE_VERSIONS)})")
         spec = cls(dt=header["dt"], seed=header["seed"], metadata=header["metadata"])
+        try:
+            if version == 1:
+                spec.encoding, spec.readout = _typed_fields_of_version_1(header["metadata"])
+            else:
+                spec.encoding = None if header["encoding"] is None else Encoding(**header["encoding"])
+                spec.readout = None if header["readout"] is None else Readout(**header["readout"])
+        except (KeyError, TypeError) as exc:
+            raise NetworkSpecError(f"{path}: encoding or read-out field is malformed ({exc})") from None
         cards = {}
         for name, c in header["cards"].items():
             if hashlib.sha256(c["text"].encode()).hexdigest() != c["sha256"]:
@@ -424,3 +486,16 @@ class NetworkSpec:
         """Names of cards whose file differs from the text stored in this spec (see :mod:`neurocode.cards.stale`)."""
         from neurocode.cards.stale import changed_cards
         return changed_cards(self, directory)
+
+
+def _typed_fields_of_version_1(meta):
+    """Encoding and read-out of a version-1 file, whose metadata described them in prose."""
+    if meta.get("model") == "TTFSNetwork":
+        return Encoding("latency", "in", t_input=float(meta["t_input"])), Readout("first_spike", "out")
+    if meta.get("task") == "rank_coding" or ("decision" in meta and "steps" in meta):
+        inp, dec = meta.get("input") or {}, meta.get("decision") or {}
+        kind = "spike_steps" if inp.get("encoding", "spikes") == "spikes" else "current"
+        return (Encoding(kind, inp.get("population", "in"), steps=int(meta.get("steps") or 0)),
+                Readout("first_spike", dec.get("population", "out"), float(dec.get("readout_gain", 0.0)),
+                        float(dec.get("theta", 0.0)), dec.get("activation", "")))
+    return None, None

@@ -158,3 +158,22 @@ def test_connect_keeps_autapses_as_brian2_unless_asked():
     without = spec.connect("p", "p", p=1.0, weight=0.1 * nA, autapses=False, name="no_self")
     assert with_self.i.size == 900 and np.sum(with_self.i == with_self.j) == 30
     assert without.i.size == 870 and not np.any(without.i == without.j)
+
+
+def test_typed_encoding_and_readout_round_trip_and_version_1_files_get_them(tmp_path):
+    from pathlib import Path
+
+    from neurocode.spec import Encoding, Readout
+    spec = small_spec()
+    spec.encoding = Encoding("latency", "in", t_input=1e-3)
+    spec.readout = Readout("first_spike", "exc")
+    back = NetworkSpec.load(spec.save(tmp_path / "typed.npz"))
+    assert back.encoding == spec.encoding and back.readout == spec.readout
+    with pytest.raises(NetworkSpecError, match="encoding kind 'pixels'"):
+        Encoding("pixels", "in")
+    with pytest.raises(NetworkSpecError, match="read-out rule 'loudest'"):
+        Readout("loudest", "out")
+    shipped = Path(__file__).resolve().parents[1] / "studies" / "rank_coding" / "trained" / "spiking_mnist5k.npz"
+    old = NetworkSpec.load(shipped)                       # a version-1 file: prose metadata only
+    assert old.encoding == Encoding("spike_steps", "in", steps=20)
+    assert old.readout == Readout("first_spike", "out", 5.0, 0.5, "sigmoid")

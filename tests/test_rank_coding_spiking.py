@@ -42,8 +42,9 @@ def test_spec_records_readout_and_round_trips(tmp_path):
     spec = model.to_spec(steps=30, task_name="toy")
     spec.save(tmp_path / "rc.npz")
     back = NetworkSpec.load(tmp_path / "rc.npz")
-    assert back.metadata["decision"]["population"] == "out"
-    assert back.metadata["input"]["encoding"] == "spikes" and back.metadata["dt"] == 1e-3
+    assert back.readout == model.to_spec(steps=30).readout and back.readout.population == "out"
+    assert back.readout.rule == "first_spike" and back.readout.theta == 0.5
+    assert back.encoding.kind == "spike_steps" and back.encoding.steps == 30 and back.metadata["dt"] == 1e-3
     assert back.metadata["task_name"] == "toy"
     w = back.projections[2].dense((24, 3))
     np.testing.assert_allclose(w, model.runner.weight("hidden_to_out").detach().double().numpy().reshape(24, 3),

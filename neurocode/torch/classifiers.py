@@ -179,18 +179,15 @@ class SpikingRCClassifier(nn.Module):
     def to_spec(self, steps=None, theta=0.5, activation="sigmoid", **metadata):
         """The trained network as a :class:`~neurocode.spec.NetworkSpec` (weights in amps).
 
-        ``spec.metadata`` records the input encoding, ``dt``, the number of steps and the
-        decision rule, so a Brian2 run can reproduce the read-out.
+        The spec's typed fields record the input encoding (``steps`` frames of ``dt``) and the
+        read-out (first output spike; gain, ``theta`` and activation of the logits), so a
+        Brian2 run reproduces the decision; ``metadata`` keeps ``steps``, ``dt`` and the
+        keyword arguments.
         """
+        from neurocode.spec import Encoding, Readout
         spec = self.runner.to_spec()
-        spec.metadata = {
-            "task": "rank_coding", "dt": self.dt, "steps": steps,
-            "input": {"population": "in", "encoding": self.input_encoding,
-                      "rule": ("input k spikes at step s*dt when x[s, k] = 1" if self.input_encoding == "spikes"
-                               else "x[s] @ W_in is added to the synaptic variable at step s")},
-            "decision": {"rule": "first output spike; its neuron is the class; if none, the output "
-                                 "closest to threshold at the last step",
-                         "population": "out", "readout_gain": self.gain, "theta": theta,
-                         "activation": activation},
-            **metadata}
+        spec.encoding = Encoding("spike_steps" if self.input_encoding == "spikes" else "current", "in",
+                                 steps=int(steps or 0))
+        spec.readout = Readout("first_spike", "out", self.gain, float(theta), activation)
+        spec.metadata = {"task": "rank_coding", "dt": self.dt, "steps": steps, **metadata}
         return spec

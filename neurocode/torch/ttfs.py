@@ -297,7 +297,7 @@ class TTFSNetwork(torch.nn.Module):
         parameter, so the card fires silent neurons there as this layer does; the windows
         and the silent-neuron rule are also recorded in ``metadata``.
         """
-        from neurocode.spec import NetworkSpec, Projection
+        from neurocode.spec import Encoding, NetworkSpec, Projection, Readout
 
         names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
         spec = NetworkSpec(dt=dt, seed=seed)
@@ -311,6 +311,8 @@ class TTFSNetwork(torch.nn.Module):
                               "t_input": self.t_input * tau_s, "window": self.window * tau_s,
                               "windows": [t * tau_s for t in self.windows], "non_firing": NON_FIRING,
                               "encoding": "t = t_input * (1 - x)"})
+        spec.encoding = Encoding("latency", names[0], t_input=self.t_input * tau_s)
+        spec.readout = Readout("first_spike", names[-1])
         return spec
 
     @classmethod

@@ -19,6 +19,7 @@ import torch
 from neurocode.data.images import DATASETS
 from neurocode.errors import ConfigError, DatasetError, DeviceError
 from neurocode.io import write_json, write_text
+from neurocode.objectives.decision import first_spike_decision
 from neurocode.objectives.ssr import REGULARISERS
 from neurocode.training.loop import CHECKPOINT, fit
 from neurocode.training.options import Option, check_table
@@ -167,7 +168,8 @@ def evaluate_ttfs(net, t, y, batch=1000, device="cpu"):
     with torch.no_grad():
         for s in range(0, n, batch):
             times = net(t[s:s + batch].to(device))
-            correct += int((times[-1].argmin(1).cpu() == y[s:s + batch]).sum())
+            answer = first_spike_decision(times[-1].cpu().numpy())
+            correct += int((answer == y[s:s + batch].numpy()).sum())
             counts = [(tl < te).sum(0).double().cpu() for tl, te in zip(times[:-1], net.windows[:-1])]
             fired = counts if fired is None else [a + b for a, b in zip(fired, counts)]
     rates = [float(f.mean()) / n for f in fired]

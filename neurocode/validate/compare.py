@@ -1,8 +1,8 @@
 """Metrics comparing Brian2 answers and spike times with the torch engine's.
 
+Answers come from the one decision rule, :func:`neurocode.objectives.decision.first_spike_decision`.
+
 >>> import numpy as np
->>> first_spike_answer(np.array([[3.0, 1.0, 1.0], [np.inf, np.inf, np.inf]]))
-array([ 1, -1])
 >>> e = spike_time_error(np.array([[1.0, np.inf]]), np.array([[1.05, 2.0]]), dt=0.1)
 >>> round(e["rmse"], 3), e["within_dt"], e["fired_mismatch"]
 (0.05, 1.0, 0.5)
@@ -11,19 +11,6 @@ array([ 1, -1])
 from __future__ import annotations
 
 import numpy as np
-
-
-def first_spike_answer(first_times):
-    """Index of the earliest spike per trial (ties: lowest index); -1 if no neuron spiked.
-
-    Parameters
-    ----------
-    first_times : ndarray, shape (n_trials, n_out)
-        First spike time of each output neuron (any unit); ``inf`` where it did not spike.
-    """
-    first_times = np.asarray(first_times, dtype=np.float64)
-    answer = np.argmin(first_times, axis=1)
-    return np.where(np.isfinite(first_times.min(axis=1)), answer, -1)
 
 
 def accuracy(answers, labels):

@@ -28,6 +28,7 @@ import numpy as np
 
 from neurocode.cards.stale import choose_cards
 from neurocode.errors import NetworkSpecError
+from neurocode.objectives.decision import first_spike_decision
 from neurocode.validate import compare
 from neurocode.validate.present import DEFAULT_CHUNK, TrialInputs, present, present_on_cluster
 from neurocode.validate.timing import grid_times, interpolated_timing
@@ -50,16 +51,16 @@ class TTFSTask:
 
     def __init__(self, spec):
         meta = spec.metadata
-        for key in ("tau_s", "t_input", "windows"):
+        if spec.encoding is None or spec.encoding.kind != "latency":
+            raise NetworkSpecError("a TTFS network needs a 'latency' input encoding (written by TTFSNetwork.to_spec)")
+        for key in ("tau_s", "windows"):
             if key not in meta:
                 raise NetworkSpecError(f"TTFS spec metadata lacks '{key}' (written by TTFSNetwork.to_spec)")
-        if meta.get("non_firing", "window_end") != "window_end":
-            raise NetworkSpecError(f"TTFS spec: silent-neuron rule {meta['non_firing']!r} is not supported")
-        self.tau_s, self.t_input = float(meta["tau_s"]), float(meta["t_input"])
+        self.tau_s, self.t_input = float(meta["tau_s"]), float(spec.encoding.t_input)
         self.windows = [float(w) for w in meta["windows"]]
-        self.input = next(iter(spec.inputs))
+        self.input = spec.encoding.population
         self.layers = list(spec.populations)
-        self.output = self.layers[-1]
+        self.output = spec.readout.population if spec.readout else self.layers[-1]
         self.n_in = spec.inputs[self.input].size
 
     def encode(self, x):
@@ -112,7 +113,7 @@ class TTFSTask:
                 for k, t in enumerate(net(torch.from_numpy(t_in[s:s + batch]))):
                     layers[k].append(t.numpy())
         times = [np.concatenate(t) for t in layers]
-        answer = np.argmin(times[-1], axis=1)
+        answer = first_spike_decision(times[-1])
         first = {name: np.where(t < w / self.tau_s, t * self.tau_s, np.inf)
                  for name, t, w in zip(self.layers, times, self.windows)}
         return first, answer
@@ -123,7 +124,7 @@ class TTFSTask:
         for name, w in zip(self.layers, self.windows):
             t = spikes.first_spike_times(name)
             if name == self.output:
-                answer = compare.first_spike_answer(t)
+                answer = first_spike_decision(t)
             first[name] = np.where(t < w - 1e-3 * spec.dt, t, np.inf)
         return first, answer
 
@@ -134,16 +135,15 @@ class RCTask:
     kind = "rank_coding"
 
     def __init__(self, spec):
-        meta = spec.metadata
-        encoding = (meta.get("input") or {}).get("encoding", "spikes")
-        if encoding != "spikes":
-            raise NetworkSpecError(f"rank-coding spec: input encoding {encoding!r} cannot be presented as "
-                                   "spikes in Brian2; only 'spikes' is supported")
-        if not meta.get("steps"):
-            raise NetworkSpecError("rank-coding spec metadata lacks 'steps' (pass steps= to to_spec)")
-        self.steps, self.dt = int(meta["steps"]), float(meta.get("dt", spec.dt))
-        self.input = (meta.get("input") or {}).get("population", next(iter(spec.inputs)))
-        self.output = (meta.get("decision") or {}).get("population", list(spec.populations)[-1])
+        enc = spec.encoding
+        if enc is None or enc.kind != "spike_steps":
+            raise NetworkSpecError(f"rank-coding spec: input encoding {enc and enc.kind!r} cannot be presented as "
+                                   "spikes in Brian2; only 'spike_steps' is supported")
+        if not enc.steps:
+            raise NetworkSpecError("rank-coding spec: its encoding lacks 'steps' (pass steps= to to_spec)")
+        self.steps, self.dt = int(enc.steps), float(spec.metadata.get("dt", spec.dt))
+        self.input = enc.population
+        self.output = spec.readout.population if spec.readout else list(spec.populations)[-1]
         self.layers = list(spec.populations)
         self.n_in = spec.inputs[self.input].size
 
@@ -187,21 +187,23 @@ class RCTask:
                     step = spk.double().argmax(0)                                  # first True
                     firsts[name].append(np.where(any_.numpy(), step.numpy() * self.dt, np.inf))
         first = {name: np.concatenate(v) for name, v in firsts.items()}
-        return first, compare.first_spike_answer(first[self.output])
+        return first, first_spike_decision(first[self.output])
 
     def brian_reference(self, spikes, spec):
         first = {name: self._window(spikes.first_spike_times(name)) for name in self.layers}
-        return first, compare.first_spike_answer(first[self.output])
+        return first, first_spike_decision(first[self.output])
 
 
 def task_for(spec):
-    """The task object for a spec, from its metadata."""
-    if spec.metadata.get("model") == "TTFSNetwork":
+    """The task object for a spec, from its typed input encoding."""
+    kind = spec.encoding.kind if spec.encoding is not None else None
+    if kind == "latency":
         return TTFSTask(spec)
-    if spec.metadata.get("task") == "rank_coding" or ("decision" in spec.metadata and "steps" in spec.metadata):
+    if kind == "spike_steps":
         return RCTask(spec)
-    raise NetworkSpecError("cannot tell how to present and decode this network: spec metadata must say "
-                           "model = 'TTFSNetwork' (exact TTFS) or task = 'rank_coding' (spiking RC)")
+    raise NetworkSpecError(f"cannot tell how to present and decode this network: its input encoding is {kind!r}; "
+                           "validation needs 'latency' (exact TTFS, TTFSNetwork.to_spec) or 'spike_steps' "
+                           "(spiking rank coding, SpikingRCClassifier.to_spec)")
 
 
 def validate_spec(spec, x, y, device="cpp_standalone", variants=(), dt=None, chunk=DEFAULT_CHUNK, threads=1,
