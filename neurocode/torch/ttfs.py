@@ -107,31 +107,66 @@ def _crossings(t_in, w, v_th, t_end, chunk):
 
 
 def _crossing_block(t_in, w, v_th, t_end):
-    # Interval walk: sorted inputs cut time into intervals [t_(k), t_(k+1)) on which v is
-    # linear with slope cum_w[k]; the spike lies in the first interval whose right end has
-    # v >= v_th (the card's threshold test, so a crossing that lands on an input time counts
-    # there, before that input's current starts). Layout (b, n_out, n_in): prefix sums run
-    # along the contiguous last axis (3x faster on CPU).
-    ts, order = torch.sort(t_in, dim=1)                      # (b, n_in)
-    b, n_in = ts.shape
-    n_out = w.shape[1]
-    ws = torch.gather(w.T.unsqueeze(0).expand(b, n_out, n_in), 2,
-                      order.unsqueeze(1).expand(b, n_out, n_in))   # w[order].T per sample
-    cum_w = ws.cumsum(2)
-    cum_wt = ws.mul_(ts.unsqueeze(1)).cumsum_(2)             # reuses ws' memory
-    right = torch.cat([ts[:, 1:], ts.new_full((b, 1), t_end)], 1).clamp_(max=t_end)
-    reach = torch.mul(cum_w, right.unsqueeze(1)).sub_(cum_wt) >= v_th   # v(right end) >= v_th
-    reach &= (right > ts).unsqueeze(1)      # intervals of length > 0 that start in the window
-    first = reach.to(torch.uint8).argmax(2, keepdim=True)    # index of the first such interval
-    slope = cum_w.gather(2, first).squeeze(2)
-    t_last = ts.unsqueeze(1).expand(b, n_out, n_in).gather(2, first).squeeze(2)
-    t_right = right.unsqueeze(1).expand(b, n_out, n_in).gather(2, first).squeeze(2)
-    cand = (cum_wt.gather(2, first).squeeze(2) + v_th) / slope   # the closed form on that interval
-    cand = torch.minimum(torch.maximum(cand, t_last), t_right)    # rounding cannot leave it
+    # the interval walk of the module docstring, over the pieces of membrane_pieces
+    start, end, _, slope, offset = membrane_pieces(t_in, w, t_end)
+    reach = torch.mul(slope, end).sub_(offset) >= v_th               # v(end of piece) >= v_th
+    reach &= end > start                                             # pieces of length > 0
+    first = reach.to(torch.uint8).argmax(2, keepdim=True)            # the first such piece
+    shape = slope.shape
+    t_last = start.expand(shape).gather(2, first).squeeze(2)
+    t_right = end.expand(shape).gather(2, first).squeeze(2)
+    slope = slope.gather(2, first).squeeze(2)
+    cand = (offset.gather(2, first).squeeze(2) + v_th) / slope       # the closed form on that piece
+    cand = torch.minimum(torch.maximum(cand, t_last), t_right)       # rounding cannot leave it
     fired = reach.any(2) & (cand < t_end)
     full = torch.full_like(cand, t_end)
     return (torch.where(fired, cand, full), torch.where(fired, slope, torch.ones_like(slope)),
             torch.where(fired, t_last, full))
+
+
+def membrane_pieces(t_in, w, t_end=math.inf):
+    """The no-reset potential of every neuron as linear pieces between sorted input times.
+
+    Piece ``k`` runs from ``start_k``, the ``k``-th earliest input time, to
+    ``end_k = min(start_(k+1), t_end)`` (empty if ``end_k <= start_k``: duplicate times and
+    pieces after the window); on it ``v(t) = slope_k t - offset_k`` with
+    ``slope_k = sum_{m <= k} w_(m)`` and ``offset_k = sum_{m <= k} w_(m) t_(m)``. Before
+    ``start_0`` the potential is 0.
+
+    Parameters
+    ----------
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times (units of ``tau_s``).
+    w : Tensor, shape (n_in, n_out)
+        Weights.
+    t_end : float
+        End of the window.
+
+    Returns
+    -------
+    start, end : Tensor, shape (batch, 1, n_in)
+        Piece bounds (units of ``tau_s``).
+    order : Tensor, shape (batch, n_in)
+        Input index of each piece's first input (the sort order).
+    slope, offset : Tensor, shape (batch, n_out, n_in)
+        ``v`` on the piece is ``slope * t - offset`` (per ``tau_s``; potential).
+
+    >>> import torch
+    >>> start, end, order, slope, offset = membrane_pieces(torch.tensor([[1.0, 0.0]]),
+    ...                                                    torch.tensor([[2.0], [1.0]]), t_end=3.0)
+    >>> end.tolist(), slope.tolist(), offset.tolist()      # v = t on [0, 1), then 3 t - 2
+    ([[[1.0, 3.0]]], [[[1.0, 3.0]]], [[[0.0, 2.0]]])
+    """
+    # layout (b, n_out, n_in): prefix sums run along the contiguous last axis (3x faster on CPU)
+    ts, order = torch.sort(t_in, dim=1)                                # (b, n_in)
+    b, n_in = ts.shape
+    n_out = w.shape[1]
+    ws = torch.gather(w.T.unsqueeze(0).expand(b, n_out, n_in), 2,
+                      order.unsqueeze(1).expand(b, n_out, n_in))       # w[order].T per sample
+    slope = ws.cumsum(2)
+    offset = ws.mul_(ts.unsqueeze(1)).cumsum_(2)                       # reuses ws' memory
+    end = torch.cat([ts[:, 1:], ts.new_full((b, 1), t_end)], 1).clamp_(max=t_end)
+    return ts.unsqueeze(1), end.unsqueeze(1), order, slope, offset
 
 
 def _default_chunk(n_in, n_out):
