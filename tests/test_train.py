@@ -77,6 +77,11 @@ def test_bad_configs_are_named(tmp_path):
     with pytest.raises(ValueError, match="different config"):
         train_ttfs({**one, "loss": {"tau_soft": 0.5}}, tmp_path / "r", progress=False)
     assert len(train_ttfs(TINY, tmp_path / "r", progress=False)) == 2     # more epochs: resumes
+    saved = tmp_path / "r" / "config.toml"                               # written before `mssr` existed
+    saved.write_text(saved.read_text().replace('mssr = "signed"\n', ""))
+    assert len(train_ttfs({**TINY, "train": {**TINY["train"], "epochs": 3}}, tmp_path / "r", progress=False)) == 3
+    with pytest.raises(ValueError, match="different config"):
+        train_ttfs({**TINY, "loss": {**TINY["loss"], "mssr": "rectified"}}, tmp_path / "r", progress=False)
 
 
 def test_cli_train_runs_and_reports(tmp_path, capsys):

@@ -86,3 +86,24 @@ def test_spec_saved_with_the_older_card_still_validates():
         pop.params.pop("t_end")
     brian = TTFSTask(spec).brian_spec(spec, timing="grid")
     assert all("t_end" in pop.card.defaults for pop in brian.populations.values())
+
+
+def test_ttfs_card_fires_when_v_touches_threshold_at_an_input_time():
+    # v = t / tau_s reaches 1 at t = tau_s, when an inhibitory input (w = -2) arrives. With
+    # dt / tau_s = 1/8 (exact in binary) Brian2's v is exactly 1 there; it tests the threshold
+    # before it propagates the input spike, so v >= v_th fires, and so does the exact layer.
+    import torch
+
+    from neurocode.spec import Projection
+    from neurocode.torch.ttfs import ttfs_layer
+
+    tau_s, dt = 2.0 ** -10, 2.0 ** -13
+    spec = NetworkSpec(dt=dt, seed=0)
+    spec.add_input("in", 2, indices=[0, 1], times=[0.0, tau_s])
+    spec.add_population("out", "ttfs", 1, tau_s=np.full(1, tau_s))
+    spec.add_projection(Projection("in", "out", [0, 1], [0, 0], [1.0, -2.0]))
+    idx, times = simulate(spec, 4 * tau_s, progress=False).spikes["out"]
+    t_layer = ttfs_layer(torch.tensor([[0.0, 1.0]], dtype=torch.float64),
+                         torch.tensor([[1.0], [-2.0]], dtype=torch.float64), 1.0, 4.0)
+    assert idx.tolist() == [0] and times[0] == tau_s
+    assert float(t_layer) * tau_s == times[0]

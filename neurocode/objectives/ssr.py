@@ -15,6 +15,10 @@ membrane potential is ``v_i(t) = sum_j w_ij (t - t_j)_+`` (see
   spike time ``t_i``, a function of firing times and weights only,
   ``R_M = sum_j w_ij [(T - t_j)_+^2 - (t_i - t_j)_+^2] / 2 - V_th (T - t_i)`` for neurons
   that fired (0 for silent ones).
+* :func:`m_ssr_rectified` -- M-SSR read literally, the area above threshold only,
+  ``R_M+ = int_0^T (v(t) - V_th)_+ dt``, in closed form over the linear pieces of ``v``;
+  it differs from ``R_M`` where the potential falls back below threshold after the spike
+  (``R_M`` subtracts that area, so it is unbounded below in late inhibitory weights).
 * :func:`f_ssr` -- F-SSR, the no-reset upper bound of the potential at the window's end,
   ``R_F = [sum_j w_ij (T - t_j)_+]_+``.
 
@@ -36,10 +40,12 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from neurocode.torch.ttfs import first_crossing
+from neurocode.torch.ttfs import first_crossing, membrane_pieces
 
 #: Regularisers :class:`SSRLoss` knows.
 REGULARISERS = ("none", "m_ssr", "f_ssr", "membrane")
+#: The two readings of M-SSR: :func:`m_ssr` (signed) and :func:`m_ssr_rectified`.
+MSSR_READINGS = ("signed", "rectified")
 
 
 def classification_loss(t_out, labels, tau_soft=0.1):
@@ -196,6 +202,114 @@ def m_ssr(t_in, t_out, w, t_end, v_th=1.0):
     return _AreaAbove.apply(t_in, w, t_out.detach(), float(v_th), float(t_end))
 
 
+class _RectifiedArea(torch.autograd.Function):
+    """``R_i = int_0^T (v_i(t) - level)_+ dt`` over the linear pieces of ``v`` (see :func:`m_ssr_rectified`)."""
+
+    @staticmethod
+    def forward(t_in, w, level, t_end):
+        out = torch.empty(t_in.shape[0], w.shape[1], dtype=w.dtype, device=w.device)
+        starts, chunk = _blocks(*t_in.shape, w.shape[1])
+        for s in starts:
+            above, height = _above_level(t_in[s:s + chunk], w, level, t_end)
+            out[s:s + chunk] = above.mul_(height).sum(2).mul_(0.5)       # trapezoids |S| (u_a + u_b) / 2
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        t_in, w, level, t_end = inputs
+        ctx.save_for_backward(t_in, w)
+        ctx.level, ctx.t_end = level, t_end
+
+    @staticmethod
+    def backward(ctx, grad):
+        t_in, w = ctx.saved_tensors
+        need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_t = torch.empty_like(t_in) if need_t else None
+        grad_w = torch.zeros_like(w) if need_w else None
+        starts, chunk = _blocks(*t_in.shape, w.shape[1])
+        for s in starts:
+            above, start, order, middle = _above_level(t_in[s:s + chunk], w, ctx.level, ctx.t_end, middle=True)
+            g = grad[s:s + chunk].unsqueeze(2)                                  # (b, n_out, 1)
+            index = order.unsqueeze(1).expand_as(above)
+            m0 = above.flip(2).cumsum(2).flip(2)           # time above the level after each input
+            if need_w:   # dR/dw_j = int_{S, t > t_j} (t - t_j) dt = sum_{m >= j} |S_m| (middle_m - t_j)
+                lag = middle.mul_(above).flip(2).cumsum(2).flip(2).sub_(m0 * start)
+                grad_w += torch.empty_like(lag).scatter_(2, index, lag.mul_(g)).sum(0).T
+            if need_t:   # dR/dt_j = -w_j |S after t_j|
+                grad_t[s:s + chunk] = -(torch.empty_like(m0).scatter_(2, index, m0.mul_(g)) * w.T).sum(1)
+        return grad_t, grad_w, None, None
+
+
+def _above_level(t_in, w, level, t_end, middle=False):
+    """Per linear piece of ``v`` (b, n_out, n_in): the time ``|S|`` it spends above ``level``
+    and the sum ``u_a+ + u_b+`` of its excesses ``u = v - level`` at its ends; with
+    ``middle``, instead of the latter, the pieces' starts, the sort order and the middle of
+    each part above.
+
+    On a piece of length ``L`` with excesses ``u_a``, ``u_b`` at its ends, the part above
+    the level is ``|S| = L (u_a+ + u_b+) / (|u_a| + |u_b|)`` long (all of it, a part ending
+    at the crossing, or nothing) and is a trapezoid in ``v`` of area ``|S| (u_a+ + u_b+) / 2``.
+    """
+    start, end, order, slope, offset = membrane_pieces(t_in, w, t_end)
+    start = start.clamp(max=t_end)                                       # pieces after T are empty
+    length = (end - start).clamp_(min=0)
+    u_end = torch.addcmul(offset.add_(level), slope, end, value=-1).neg_()   # v(end) - level
+    u_start = torch.cat([u_end.new_full(u_end[..., :1].shape, -level), u_end[..., :-1]], 2)
+    height = u_start.clamp(min=0).add_(u_end.clamp(min=0))
+    rising = u_end > u_start if middle else None
+    above = u_start.abs_().add_(u_end.abs_()).clamp_(min=torch.finfo(w.dtype).tiny)
+    above = torch.div(height, above).mul_(length)
+    if not middle:
+        return above, height
+    # the part above is the whole piece or touches the end that is above: its middle is
+    # start + |S| / 2, moved by L - |S| (0 for a whole piece) where the piece rises
+    centre = (length - above).mul_(rising).add_(start).add_(above, alpha=0.5)
+    return above, start, order, centre
+
+
+def m_ssr_rectified(t_in, w, t_end, v_th=1.0):
+    """M-SSR, rectified reading: ``R_i = int_0^T (v_i(t) - V_th)_+ dt`` per neuron.
+
+    The area of the no-reset potential above threshold, counting only where it is above
+    (the literal limit ``v_hat -> V_th`` of ``int (v - v_hat)_+ dt``); 0 for silent
+    neurons, and never negative, unlike the signed :func:`m_ssr`, which also subtracts the
+    area below threshold after the spike. ``v`` is linear on each piece between sorted input
+    times (:func:`~neurocode.torch.ttfs.membrane_pieces`), so each piece
+    ``[a, b]`` contributes ``int_alpha^beta (v - V_th) dt`` over the part
+    ``[alpha, beta]`` where it is above (the trapezoid ``(beta - alpha) (u_alpha + u_beta) / 2``
+    with ``u = v - V_th``; ``alpha``, ``beta`` are ``a``, ``b`` or the piece's crossing of
+    ``V_th``). With ``S_i`` the set where ``v_i > V_th``, the gradient is
+
+        dR_i/dw_ij = int_{S_i} (t - t_j)_+ dt,    dR_i/dt_j = -w_ij |S_i cap [t_j, T]|,
+
+    (the integrand vanishes at the ends of ``S_i``), suffix sums over the pieces after
+    ``t_j``. Derivation in ``docs/ssr.md``.
+
+    Parameters
+    ----------
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times of the layer (units of ``tau_s``).
+    w : Tensor, shape (n_in, n_out)
+        Weights.
+    t_end : float
+        End of the layer's window ``T``.
+    v_th : float
+        Threshold.
+
+    Returns
+    -------
+    Tensor, shape (batch, n_out), units of ``tau_s`` (potential x time).
+
+    >>> import torch
+    >>> t_in = torch.tensor([[0.0, 2.0]]); w = torch.tensor([[1.0], [-2.0]])   # v = t, then 4 - t
+    >>> m_ssr_rectified(t_in, w, t_end=4.0)                # triangle over [1, 3], height 1
+    tensor([[1.]])
+    >>> m_ssr(t_in, torch.tensor([[1.0]]), w, t_end=4.0)   # signed: minus the triangle over [3, 4]
+    tensor([[0.5000]])
+    """
+    return _RectifiedArea.apply(t_in, w, float(v_th), float(t_end))
+
+
 def f_ssr(t_in, w, t_end):
     """F-SSR: ``[sum_j w_ij (T - t_j)_+]_+``, the no-reset potential at the window's end.
 
@@ -213,7 +327,9 @@ class SSRLoss:
     ``total = CE(softmax(-t_out / tau_soft)) + gamma_temporal * sum_i (t_out_i - t_ref)^2
     + gamma_l2 * sum w^2 + gamma_silent * silent_penalty(output) + gamma * sum_hidden R`` where ``R`` is ``regulariser``
     (``"none"``, ``"m_ssr"``, ``"f_ssr"`` or ``"membrane"`` with ``v_hat``). ``t_ref``
-    is relative to the start of the output window (``None``: its middle).
+    is relative to the start of the output window (``None``: its middle). ``mssr`` picks
+    the reading of M-SSR: ``"signed"`` (:func:`m_ssr`, the area to the window's end) or
+    ``"rectified"`` (:func:`m_ssr_rectified`, the area above threshold only).
     """
 
     tau_soft: float = 0.1
@@ -224,10 +340,13 @@ class SSRLoss:
     regulariser: str = "none"
     gamma: float = 0.0
     v_hat: float = 0.5
+    mssr: str = "signed"
 
     def __post_init__(self):
         if self.regulariser not in REGULARISERS:
             raise ValueError(f"unknown regulariser '{self.regulariser}'; choose one of {list(REGULARISERS)}")
+        if self.mssr not in MSSR_READINGS:
+            raise ValueError(f"unknown M-SSR reading mssr = '{self.mssr}'; choose one of {list(MSSR_READINGS)}")
         if min(self.gamma, self.gamma_temporal, self.gamma_l2, self.gamma_silent) < 0:
             raise ValueError("gamma, gamma_temporal, gamma_l2 and gamma_silent must be >= 0")
         if not self.tau_soft > 0:
@@ -253,7 +372,9 @@ class SSRLoss:
         total = times[-1].new_zeros(())
         for k in range(len(times) - 1):                     # hidden layers only
             w, t_end = net.weights[k], net.windows[k]
-            if self.regulariser == "m_ssr":
+            if self.regulariser == "m_ssr" and self.mssr == "rectified":
+                r = m_ssr_rectified(inputs[k], w, t_end, net.v_th)
+            elif self.regulariser == "m_ssr":
                 r = m_ssr(inputs[k], times[k], w, t_end, net.v_th)
             elif self.regulariser == "f_ssr":
                 r = f_ssr(inputs[k], w, t_end)
@@ -286,5 +407,5 @@ def hidden_spike_rates(net, times):
     return [float((t < t_end).float().mean()) for t, t_end in zip(times[:-1], net.windows[:-1])]
 
 
-__all__ = ["REGULARISERS", "SSRLoss", "classification_loss", "f_ssr", "hidden_spike_rates",
-           "m_ssr", "membrane_area", "silent_penalty", "temporal_penalty", "weight_penalty"]
+__all__ = ["MSSR_READINGS", "REGULARISERS", "SSRLoss", "classification_loss", "f_ssr", "hidden_spike_rates",
+           "m_ssr", "m_ssr_rectified", "membrane_area", "silent_penalty", "temporal_penalty", "weight_penalty"]

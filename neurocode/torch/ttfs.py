@@ -11,15 +11,24 @@ inputs that arrived before it (Sakemi et al. 2021, Mostafa 2017):
 
     t_i = (V_th + sum_{j in C_i} w_ij t_j) / sum_{j in C_i} w_ij.
 
-:func:`ttfs_layer` finds it for a whole batch at once: the inputs of each sample are
-sorted once, cumulative sums of ``w`` and ``w t`` along the sorted inputs give one
-candidate time per prefix, and the first valid candidate (positive slope, not before the
-prefix's last input, before the next input and before the window's end) is the spike.
+:func:`ttfs_layer` finds it for a whole batch at once by an interval walk: the inputs of
+each sample are sorted once, so time splits into intervals ``[t_(k), t_(k+1))`` on which
+``v`` is linear with slope ``W_k`` (the cumulative sum of ``w`` along the sorted inputs);
+with the cumulative sum of ``w t`` this gives ``v`` at each interval's end. The spike lies in
+the first interval (of length > 0, starting before the window's end) whose end has
+``v >= V_th`` -- the card's threshold test -- at the closed form over that interval's
+inputs, clipped to the interval against rounding. So a crossing that lands exactly on an
+input time ``t_(k+1)`` fires there, before that input's current starts (Brian2 tests the
+threshold before it propagates the input spike of the same step), also when that input is
+inhibitory and ``v`` only touches ``V_th``; duplicate input times act as one input.
 Gradients are exact (a custom backward of the closed form):
 
     dt_i/dw_ij = (t_j - t_i) / W_i,   dt_i/dt_j = w_ij / W_i,   for j in C_i,
 
-with ``W_i = sum_{j in C_i} w_ij`` the slope of v at the crossing.
+with ``W_i = sum_{j in C_i} w_ij`` the slope of v at the crossing. ``C_i`` is the set of
+inputs up to the start of the crossing's interval: at a crossing exactly on an input time,
+that input is not in it, and the gradient is the one-sided derivative in the directions
+that keep the crossing in its interval (``t_i`` is not differentiable there).
 
 **Non-firing neurons and window edges.** Each layer ``l`` has a window ending at
 ``t_end``; a neuron whose potential does not reach threshold before ``t_end`` is *silent*
@@ -66,7 +75,7 @@ def first_crossing(t_in, w, v_th=1.0, t_end=math.inf, chunk=None):
     w : Tensor, shape (n_in, n_out)
         Weights (dimensionless: each input adds ``w`` to the current ``I_syn``).
     v_th : float
-        Threshold (dimensionless).
+        Threshold (dimensionless, > 0).
     t_end : float
         End of the window; no crossing at or after it counts.
     chunk : int, optional
@@ -79,35 +88,85 @@ def first_crossing(t_in, w, v_th=1.0, t_end=math.inf, chunk=None):
     slope : Tensor, shape (batch, n_out)
         ``sum_{j in C_i} w_ij`` at the crossing (1 for silent neurons).
     """
+    t_out, slope, _ = _crossings(t_in, w, v_th, t_end, chunk)
+    return t_out, slope
+
+
+def _crossings(t_in, w, v_th, t_end, chunk):
+    """:func:`first_crossing` plus the time of the last causal input (``t_end`` if silent)."""
     batch, n_in = t_in.shape
     n_out = w.shape[1]
     chunk = chunk or _default_chunk(n_in, n_out)
-    t_out = torch.empty(batch, n_out, dtype=w.dtype, device=w.device)
-    slope = torch.empty_like(t_out)
+    out = [torch.empty(batch, n_out, dtype=w.dtype, device=w.device) for _ in range(3)]
     with torch.no_grad():
         for start in range(0, batch, chunk):
-            t_out[start:start + chunk], slope[start:start + chunk] = _crossing_block(
-                t_in[start:start + chunk], w, v_th, t_end)
-    return t_out, slope
+            block = _crossing_block(t_in[start:start + chunk], w, v_th, t_end)
+            for full, part in zip(out, block):
+                full[start:start + chunk] = part
+    return tuple(out)
 
 
 def _crossing_block(t_in, w, v_th, t_end):
+    # the interval walk of the module docstring, over the pieces of membrane_pieces
+    start, end, _, slope, offset = membrane_pieces(t_in, w, t_end)
+    reach = torch.mul(slope, end).sub_(offset) >= v_th               # v(end of piece) >= v_th
+    reach &= end > start                                             # pieces of length > 0
+    first = reach.to(torch.uint8).argmax(2, keepdim=True)            # the first such piece
+    shape = slope.shape
+    t_last = start.expand(shape).gather(2, first).squeeze(2)
+    t_right = end.expand(shape).gather(2, first).squeeze(2)
+    slope = slope.gather(2, first).squeeze(2)
+    cand = (offset.gather(2, first).squeeze(2) + v_th) / slope       # the closed form on that piece
+    cand = torch.minimum(torch.maximum(cand, t_last), t_right)       # rounding cannot leave it
+    fired = reach.any(2) & (cand < t_end)
+    full = torch.full_like(cand, t_end)
+    return (torch.where(fired, cand, full), torch.where(fired, slope, torch.ones_like(slope)),
+            torch.where(fired, t_last, full))
+
+
+def membrane_pieces(t_in, w, t_end=math.inf):
+    """The no-reset potential of every neuron as linear pieces between sorted input times.
+
+    Piece ``k`` runs from ``start_k``, the ``k``-th earliest input time, to
+    ``end_k = min(start_(k+1), t_end)`` (empty if ``end_k <= start_k``: duplicate times and
+    pieces after the window); on it ``v(t) = slope_k t - offset_k`` with
+    ``slope_k = sum_{m <= k} w_(m)`` and ``offset_k = sum_{m <= k} w_(m) t_(m)``. Before
+    ``start_0`` the potential is 0.
+
+    Parameters
+    ----------
+    t_in : Tensor, shape (batch, n_in)
+        Input spike times (units of ``tau_s``).
+    w : Tensor, shape (n_in, n_out)
+        Weights.
+    t_end : float
+        End of the window.
+
+    Returns
+    -------
+    start, end : Tensor, shape (batch, 1, n_in)
+        Piece bounds (units of ``tau_s``).
+    order : Tensor, shape (batch, n_in)
+        Input index of each piece's first input (the sort order).
+    slope, offset : Tensor, shape (batch, n_out, n_in)
+        ``v`` on the piece is ``slope * t - offset`` (per ``tau_s``; potential).
+
+    >>> import torch
+    >>> start, end, order, slope, offset = membrane_pieces(torch.tensor([[1.0, 0.0]]),
+    ...                                                    torch.tensor([[2.0], [1.0]]), t_end=3.0)
+    >>> end.tolist(), slope.tolist(), offset.tolist()      # v = t on [0, 1), then 3 t - 2
+    ([[[1.0, 3.0]]], [[[1.0, 3.0]]], [[[0.0, 2.0]]])
+    """
     # layout (b, n_out, n_in): prefix sums run along the contiguous last axis (3x faster on CPU)
-    ts, order = torch.sort(t_in, dim=1)                      # (b, n_in)
+    ts, order = torch.sort(t_in, dim=1)                                # (b, n_in)
     b, n_in = ts.shape
     n_out = w.shape[1]
     ws = torch.gather(w.T.unsqueeze(0).expand(b, n_out, n_in), 2,
-                      order.unsqueeze(1).expand(b, n_out, n_in))   # w[order].T per sample
-    cum_w = ws.cumsum(2)
-    cum_wt = ws.mul_(ts.unsqueeze(1)).cumsum_(2)             # reuses ws' memory
-    cand = cum_wt.add_(v_th).div_(cum_w)                     # candidate crossing per prefix
-    t_next = torch.cat([ts[:, 1:], ts.new_full((b, 1), t_end)], 1).clamp_(max=t_end)
-    valid = (cum_w > 0) & (cand >= ts.unsqueeze(1)) & (cand < t_next.unsqueeze(1))
-    fired = valid.any(2)
-    first = valid.to(torch.uint8).argmax(2, keepdim=True)    # index of the first valid prefix
-    t_out = torch.where(fired, cand.gather(2, first).squeeze(2), torch.full_like(fired, t_end, dtype=w.dtype))
-    slope = torch.where(fired, cum_w.gather(2, first).squeeze(2), torch.ones_like(t_out))
-    return t_out, slope
+                      order.unsqueeze(1).expand(b, n_out, n_in))       # w[order].T per sample
+    slope = ws.cumsum(2)
+    offset = ws.mul_(ts.unsqueeze(1)).cumsum_(2)                       # reuses ws' memory
+    end = torch.cat([ts[:, 1:], ts.new_full((b, 1), t_end)], 1).clamp_(max=t_end)
+    return ts.unsqueeze(1), end.unsqueeze(1), order, slope, offset
 
 
 def _default_chunk(n_in, n_out):
@@ -120,34 +179,39 @@ class _TTFSFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(t_in, w, v_th, t_end, chunk, silent_grad):
-        t_out, slope = first_crossing(t_in, w, v_th, t_end, chunk)
-        return t_out, slope
+        return _crossings(t_in, w, v_th, t_end, chunk)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         t_in, w, v_th, t_end, chunk, silent_grad = inputs
-        t_out, slope = output
-        ctx.save_for_backward(t_in, w, t_out, slope)
+        t_out, slope, t_last = output
+        ctx.save_for_backward(t_in, w, t_out, slope, t_last)
         ctx.t_end, ctx.chunk, ctx.silent_grad = t_end, chunk, silent_grad
-        ctx.mark_non_differentiable(slope)
+        ctx.mark_non_differentiable(slope, t_last)
 
     @staticmethod
-    def backward(ctx, grad_t, _grad_slope):
-        t_in, w, t_out, slope = ctx.saved_tensors
+    def backward(ctx, grad_t, _grad_slope, _grad_last):
+        t_in, w, t_out, slope, t_last = ctx.saved_tensors
         fired = t_out < ctx.t_end
         g = torch.where(fired, grad_t / slope, ctx.silent_grad * grad_t)   # (b, n_out)
+        # the causal set is t_j <= t_last (the start of the crossing's interval): an input
+        # arriving exactly at the crossing is not in it. A neuron without gradient (silent,
+        # silent_grad = 0) has none: its anchor -inf keeps inf - inf out of t_end = inf.
+        if not ctx.silent_grad:
+            t_last = torch.where(fired, t_last, -math.inf)
+            t_out = torch.where(fired, t_out, -math.inf)
         need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_in = torch.zeros_like(t_in) if need_t else None
         grad_w = torch.zeros_like(w) if need_w else None
         n_in, n_out = w.shape
         chunk = ctx.chunk or _default_chunk(n_in, n_out)
         for s in range(0, t_in.shape[0], chunk):
-            ti, to, gb = t_in[s:s + chunk], t_out[s:s + chunk], g[s:s + chunk]
+            ti, gb = t_in[s:s + chunk], g[s:s + chunk]
             if need_w:   # (t_j - t_i) on the causal set and 0 elsewhere is min(t_j - t_i, 0)
-                lag = (ti.unsqueeze(2) - to.unsqueeze(1)).clamp_(max=0)        # (b, n_in, n_out)
+                lag = (ti.unsqueeze(2) - t_out[s:s + chunk].unsqueeze(1)).clamp_(max=0)   # (b, n_in, n_out)
                 grad_w += lag.mul_(gb.unsqueeze(1)).sum(0)
             if need_t:
-                causal = (ti.unsqueeze(2) <= to.unsqueeze(1)).to(w.dtype)
+                causal = (ti.unsqueeze(2) <= t_last[s:s + chunk].unsqueeze(1)).to(w.dtype)
                 grad_in[s:s + chunk] = causal.mul_(w).bmm(gb.unsqueeze(2)).squeeze(2)
         return grad_in, grad_w, None, None, None, None
 
@@ -164,7 +228,8 @@ def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False
     v_th : float
         Threshold.
     t_end : float
-        End of this layer's window: silent neurons get ``t_end`` (see module docstring).
+        End of this layer's window: silent neurons get ``t_end`` (see module docstring);
+        with ``inf`` they get ``inf`` and no gradient.
     chunk : int, optional
         Samples per block in the forward and backward passes.
     return_slope : bool
@@ -187,9 +252,13 @@ def ttfs_layer(t_in, w, v_th=1.0, t_end=math.inf, chunk=None, return_slope=False
                          f"{w.device}) must share dtype and device")
     if math.isnan(t_end):
         raise ValueError(f"ttfs_layer: t_end must be a number, got {t_end}")
+    if not v_th > 0:
+        raise ValueError(f"ttfs_layer: v_th must be > 0 (v starts at 0), got {v_th}")
     if not silent_grad >= 0:
         raise ValueError(f"ttfs_layer: silent_grad must be >= 0, got {silent_grad}")
-    t_out, slope = _TTFSFunction.apply(t_in, w, float(v_th), float(t_end), chunk, float(silent_grad))
+    if silent_grad and math.isinf(t_end):
+        raise ValueError("ttfs_layer: silent_grad > 0 extrapolates from the window's end and needs a finite t_end")
+    t_out, slope, _ = _TTFSFunction.apply(t_in, w, float(v_th), float(t_end), chunk, float(silent_grad))
     return (t_out, slope) if return_slope else t_out
 
 

@@ -130,12 +130,19 @@ def _to_toml(config):
 
 
 def _same_run(saved, config):
-    """Whether ``saved`` (a run's config.toml) describes ``config`` up to ``train.epochs``."""
+    """Whether ``saved`` (a run's config.toml) describes ``config`` up to ``train.epochs``.
+
+    Loss settings are compared with their defaults filled in, so a run written before a
+    loss setting existed resumes when the new setting keeps its default.
+    """
+    from neurocode.objectives.ssr import SSRLoss
+
     with open(saved, "rb") as fh:
         old = tomllib.load(fh)
     new = tomllib.loads(_to_toml(config))
-    old.get("train", {}).pop("epochs", None)
-    new.get("train", {}).pop("epochs", None)
+    for cfg in (old, new):
+        cfg.get("train", {}).pop("epochs", None)
+        cfg["loss"] = SSRLoss.from_config(cfg.get("loss", {})).as_dict()
     return old == new
 
 
