@@ -10,7 +10,7 @@ from brian2 import nA
 from neurocode.cards import card_from_string, load_card
 from neurocode.spec import NetworkSpec
 from neurocode.torch import NetworkRunner, PopulationDynamics, TranslationError, synaptic_effects
-from neurocode.torch.dynamics import split_threshold
+from neurocode.cards.meaning import CardMeaningError, split_threshold
 
 DT = 1e-4
 
@@ -95,7 +95,7 @@ def test_threshold_split_and_normalisation():
     assert split_threshold("v >= v_th and fired == 0", {"v", "fired"}) == ("(v) - (v_th)", "fired == 0")
     dyn = PopulationDynamics("alif", n=2, dt=DT, dtype=torch.float64)
     torch.testing.assert_close(dyn.threshold_scale, torch.full((2,), 0.015, dtype=torch.float64))
-    with pytest.raises(TranslationError, match="cannot derive a distance to threshold from 'fired == 0'"):
+    with pytest.raises(CardMeaningError, match="cannot derive a distance to threshold from .fired == 0."):
         split_threshold("fired == 0", {"v", "fired"})
 
 

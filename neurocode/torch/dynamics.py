@@ -33,7 +33,6 @@ on a state variable gives the distance; the other terms are a mask (no gradient)
 
 from __future__ import annotations
 
-import ast
 import logging
 
 import numpy as np
@@ -48,6 +47,7 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.utils.stringtools import get_identifiers
 
 from neurocode.cards import ModelCard, base_variables, load_card
+from neurocode.cards.meaning import CardMeaningError, split_threshold
 from neurocode.torch import surrogate as _surrogate
 from brian2.core.functions import DEFAULT_CONSTANTS
 from brian2.core.namespace import DEFAULT_UNITS
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 #: Brian2's ``lastspike`` of a neuron that never spiked (seconds).
 NEVER = -1e4
-_ORDERING = {ast.Gt: 1, ast.GtE: 1, ast.Lt: -1, ast.LtE: -1}
 
 
 class _DtVariable(Variable):
@@ -113,51 +112,6 @@ def _state_update_code(card, dt):
     except Exception as exc:  # Brian2 raises UnsupportedEquationsException, ValueError...
         raise TranslationError(f"card '{card.name}': Brian2's '{card.method}' state updater cannot "
                                f"integrate these equations: {type(exc).__name__}: {exc}") from None
-
-
-def split_threshold(code, state_names):
-    """Split a threshold into ``(distance, mask)`` expressions.
-
-    ``distance`` is positive where the comparison holds; ``mask`` is the conjunction of the
-    remaining terms (``None`` if there are none).
-
-    >>> split_threshold("v > v_th + theta", {"v", "theta"})
-    ('(v) - (v_th + theta)', None)
-    >>> split_threshold("v >= v_th and fired == 0", {"v", "fired"})
-    ('(v) - (v_th)', 'fired == 0')
-    >>> split_threshold("x < -1", {"x"})
-    ('(-1) - (x)', None)
-    >>> split_threshold("(v >= v_th or t >= t_end) and fired == 0", {"v", "fired"})
-    ('(v) - (v_th)', 'fired == 0')
-
-    In a term ``a or b`` the first ordering comparison on a state variable gives the distance
-    (the other alternatives, e.g. a forced spike at a window's end, fire through the exact
-    condition without a surrogate gradient).
-    """
-    tree = ast.parse(code.strip(), mode="eval").body
-    terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
-    def ordering(node):
-        return (isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _ORDERING
-                and get_identifiers(ast.unparse(node)) & set(state_names))
-
-    chosen = owner = None
-    for term in terms:
-        if ordering(term):
-            chosen = owner = term
-            break
-        if isinstance(term, ast.BoolOp) and isinstance(term.op, ast.Or):
-            chosen = next((alt for alt in term.values if ordering(alt)), None)
-            if chosen is not None:
-                owner = term
-                break
-    if chosen is None:
-        raise TranslationError(f"cannot derive a distance to threshold from '{code}': it needs a "
-                               "comparison 'a > b', 'a >= b', 'a < b' or 'a <= b' on a state variable "
-                               "(optionally joined by 'and' with other conditions)")
-    left, right = ast.unparse(chosen.left), ast.unparse(chosen.comparators[0])
-    distance = f"({left}) - ({right})" if _ORDERING[type(chosen.ops[0])] > 0 else f"({right}) - ({left})"
-    rest = [ast.unparse(term) for term in terms if term is not owner]
-    return distance, (" and ".join(f"({r})" if len(rest) > 1 else r for r in rest) or None)
 
 
 class PopulationDynamics(torch.nn.Module):
@@ -336,7 +290,10 @@ class PopulationDynamics(torch.nn.Module):
         if not self.spiking:
             return
         where = f"card '{card.name}' [neuron.threshold]"
-        distance, mask = split_threshold(card.threshold, set(self.state_names))
+        try:
+            distance, mask = split_threshold(card.threshold, set(self.state_names))
+        except CardMeaningError as exc:
+            raise TranslationError(f"card '{card.name}' [neuron.threshold]: {exc}") from None
         stmts = self.subexpressions + [("_nc_cond", "=", card.threshold), ("_nc_dist", "=", distance)]
         outputs = ["_nc_cond", "_nc_dist"]
         if mask:

@@ -65,7 +65,8 @@ from brian2.utils.stringtools import get_identifiers
 
 from neurocode.errors import NetworkSpecError
 from neurocode.torch import surrogate as _surrogate
-from neurocode.torch.codegen import TranslationError, compile_block, make_namespace, parse_statements
+from neurocode.cards.meaning import CardMeaningError, synaptic_statements
+from neurocode.torch.codegen import TranslationError, compile_block, make_namespace
 from neurocode.torch.dynamics import PopulationDynamics
 
 logger = logging.getLogger(__name__)
@@ -128,12 +129,15 @@ def synaptic_effects(card, dtype):
     effects = []
     where = f"card '{card.name}' [synapse.on_pre]"
     ns = make_namespace(dtype)
-    for target, op, expr in parse_statements(card.on_pre, where):
-        stmt = f"{target} {op} {expr}"
-        if op not in ("+=", "-=") or not target.endswith("_post"):
+    try:
+        statements = synaptic_statements(card)
+    except CardMeaningError as exc:
+        raise TranslationError(str(exc)) from None
+    for var, op, expr in statements:
+        stmt = f"{var}_post {op} {expr}"
+        if op not in ("+=", "-="):
             raise TranslationError(f"{where}: cannot express '{stmt}' as a weight matrix product; "
                                    "on_pre statements must read 'X_post += f(w)' or 'X_post -= f(w)'")
-        var = target[: -len("_post")]
         others = get_identifiers(expr) - {card.weight}
         bad = sorted(name for name in others if name.endswith(("_pre", "_post")) or name in card.defaults
                      or name in card.equations.names or name in ("t", "lastupdate", "i", "j"))

@@ -36,11 +36,12 @@ Input times off the grid are rounded to the nearest step (:func:`grid_times`).
 
 from __future__ import annotations
 
-import re
+import ast
 
 import numpy as np
 from brian2.core.namespace import DEFAULT_UNITS
 
+from neurocode.cards.meaning import synaptic_statements
 from neurocode.errors import NetworkSpecError
 
 #: Name of the subexpression that holds the exact spike time, on torch's clock (s).
@@ -57,16 +58,16 @@ def grid_times(times, dt):
 def _integrator(e):
     """``(X, tau)`` of a card with ``dv/dt = X / tau`` and ``on_pre: X_post += w``; else fail."""
     rhs = e.rhs(e.v)
-    match = re.fullmatch(r"\(?\s*([A-Za-z_]\w*)\s*\)?\s*/\s*([A-Za-z_]\w*)", rhs)
-    if match is None:
+    tree = ast.parse(rhs, mode="eval").body
+    if not (isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div)
+            and isinstance(tree.left, ast.Name) and isinstance(tree.right, ast.Name)):
         e.fail(f"spike-time interpolation needs 'd{e.v}/dt = X/tau' (a pure integrator), got '{rhs}'")
-    drive, tau = match.groups()
+    drive, tau = tree.left.id, tree.right.id
     if drive not in e.card.equations.names or tau not in e.card.defaults:
         e.fail(f"in 'd{e.v}/dt = {rhs}', '{drive}' must be a variable and '{tau}' a parameter")
     if e.card.defaults[tau].dim is not DEFAULT_UNITS["second"].dim:
         e.fail(f"'{tau}' in 'd{e.v}/dt = {rhs}' must be a time")
-    weight = re.escape(e.card.weight)
-    if not re.fullmatch(rf"\s*{drive}_post\s*\+=\s*{weight}\s*", e.card.on_pre):
+    if e.meaning(synaptic_statements) != [(drive, "+=", e.card.weight)]:
         e.fail(f"spike-time interpolation needs on_pre '{drive}_post += {e.card.weight}', got '{e.card.on_pre}'")
     return drive, tau
 

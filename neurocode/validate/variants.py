@@ -44,6 +44,8 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from neurocode.checks import check_values, on_grid
 from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
+from neurocode.cards.meaning import (CardMeaningError, synaptic_statements, threshold_parameter,
+                                     threshold_variable, time_constant)
 from neurocode.cards import card_from_string
 from neurocode.cards.expressions import ExpressionError, evaluate
 from neurocode.spec import Population, Projection
@@ -131,22 +133,20 @@ class _CardEdit:
                            f"(population '{self.pop.name}'): {problem}")
 
     # the thresholded variable, its threshold parameter, rest value and time constant
+    # (neurocode.cards.meaning answers for the card)
+    def meaning(self, question, *args):
+        try:
+            return question(self.card, *args)
+        except CardMeaningError as exc:
+            self.fail(str(exc))
+
     @property
     def v(self):
-        if not self.card.threshold:
-            self.fail("the card has no threshold")
-        for name in re.findall(r"[A-Za-z_]\w*", self.card.threshold):
-            if name in self.card.state_variables:
-                return name
-        self.fail(f"its threshold '{self.card.threshold}' compares no differential state variable")
+        return self.meaning(threshold_variable)
 
     @property
     def v_th(self):
-        match = re.search(rf"\b{self.v}\s*>=?\s*([A-Za-z_]\w*)", self.card.threshold)
-        if not match or match.group(1) not in self.card.defaults:
-            self.fail(f"cannot find the threshold parameter in '{self.card.threshold}' "
-                      f"(expected '{self.v} > PARAMETER')")
-        return match.group(1)
+        return self.meaning(threshold_parameter)
 
     @property
     def v_rest(self):
@@ -176,10 +176,7 @@ class _CardEdit:
 
     @property
     def tau_ref(self):
-        for name in re.findall(r"[A-Za-z_]\w*", self.rhs(self.v)):
-            if name in self.card.defaults and self.card.defaults[name].dim is DEFAULT_UNITS["second"].dim:
-                return name
-        self.fail(f"d{self.v}/dt uses no time-constant parameter")
+        return self.meaning(time_constant, self.v)
 
     def add_parameter(self, name, values, dim):
         if name in self.card.defaults or name in self.card.equations.names:
@@ -233,10 +230,10 @@ def conductance(spec, strength, rng):
         raise VariantError(f"variant 'conductance' needs a strength > 0, got {strength}")
 
     def edit(e):
-        match = re.fullmatch(r"\s*([A-Za-z_]\w*)_post\s*\+=\s*(.+?)\s*", e.card.on_pre)
-        if match is None:
+        statements = e.meaning(synaptic_statements)
+        if len(statements) != 1 or statements[0][1] != "+=":
             e.fail(f"its on_pre '{e.card.on_pre}' is not one statement 'X_post += f(w)'")
-        x, f = match.groups()
+        x, _, f = statements[0]
         v, dim_v = e.v, e.card.dimension(e.v)
         if x not in e.card.equations.names:
             e.fail(f"on_pre targets '{x}', which is not a variable of its equations")
