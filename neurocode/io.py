@@ -95,3 +95,41 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)          # a JSON string is a valid TOML basic string
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(data):
+    """TOML text of nested dicts of strings, numbers, booleans and lists (the one TOML writer).
+
+    ``None`` values are left out (TOML has no null: a missing key means "not set").
+
+    >>> print(to_toml({"name": "x", "n": None, "neuron": {"equations": "dv/dt = -v/tau : 1"}}))
+    name = "x"
+    <BLANKLINE>
+    [neuron]
+    equations = "dv/dt = -v/tau : 1"
+    <BLANKLINE>
+    """
+    lines = []
+
+    def table(prefix, d):
+        if prefix:
+            lines.append(f"\n[{prefix}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in d.items() if v is not None and not isinstance(v, dict))
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -213,7 +213,7 @@ def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
     from neurocode.training.rank_coding import train_run
     kw = {"epochs": 1, "lr": 1e-2, "batch_size": 100, "hidden": 8, "n_train": 200, "thetas": [0.6]}
     m = train_run("noise", "lstm", "rc", 0.9, **kw, out=tmp_path)
-    assert {"config.json", "checkpoint.pt", "metrics.json", "summary.json", "model.pt"} <= \
+    assert {"config.toml", "checkpoint.pt", "metrics.json", "summary.json", "model.pt"} <= \
         {p.name for p in tmp_path.iterdir()}
     assert [c["theta"] for c in m["curve"]] == [0.6, 0.9] and len(m["history"]) == 1
     again = train_run("noise", "lstm", "rc", 0.9, **kw, out=tmp_path)    # read back, no training
@@ -222,5 +222,5 @@ def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
     assert len(more["history"]) == 2 and more["history"][0] == m["history"][0]
     with pytest.raises(ValueError, match="different config"):
         train_run("noise", "lstm", "full", 0.9, **kw, out=tmp_path)
-    with pytest.raises(ValueError, match="mode must be 'rc' or 'full'"):
+    with pytest.raises(ValueError, match=r"mode = 'bptt': must be one of \['rc', 'full'\]"):
         train_run("noise", "lstm", "bptt", 0.9, **kw, out=tmp_path / "x")

@@ -1,11 +1,16 @@
 """Training loop with atomic checkpoints, exact resume, seeds and per-epoch metrics.
 
 :func:`fit` is generic: any ``torch.nn.Module``, a ``loss_fn(model, x, y) -> (loss, parts)``
-and an ``eval_fn(model) -> dict``. A run folder holds
+and an ``eval_fn(model) -> dict``. Every training run, whatever its task, writes one
+run-folder format:
 
+* ``config.toml`` -- the run's full configuration (:func:`write_config`), compared with the
+  asked one before a resume (:func:`check_resume`, the one resume check);
 * ``checkpoint.pt`` -- model, optimizer, epoch, step within the epoch, metrics so far;
   written atomically every ``checkpoint_every`` steps and at each epoch's end;
-* ``metrics.json`` / ``metrics.csv`` -- one row per epoch (training-loss parts, eval metrics).
+* ``metrics.json`` / ``metrics.csv`` -- one row per epoch (training-loss parts, eval metrics);
+* ``summary.json`` (the final metrics) and ``network.npz`` (the trained NetworkSpec, where
+  the model is a spiking network) at the end.
 
 Batches are drawn from a permutation seeded by ``(seed, epoch)``, so a run killed at any
 point and resumed from its checkpoint produces the same weights as an uninterrupted one.
@@ -28,11 +33,49 @@ import torch
 from tqdm.auto import tqdm
 
 from neurocode.errors import ConfigError, DatasetError
-from neurocode.io import atomic_path, write_json, write_text
+from neurocode.io import atomic_path, to_toml, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.toml"
+NETWORK = "network.npz"
+
+
+def _without_epochs(config):
+    """``config`` without the number of epochs (top level or ``[train]``), which a resume may raise."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items() if k != "epochs"}
+    out.get("train", {}).pop("epochs", None)
+    return out
+
+
+def check_resume(run_dir, config, resume=True, normalise=None):
+    """Refuse to resume ``run_dir`` when its checkpointed run has another configuration.
+
+    The saved ``config.toml`` and ``config`` are compared as TOML (``None`` means "not set")
+    without the number of epochs, after ``normalise(config) -> config`` (e.g. filling in
+    defaults added since the run was written). Nothing is checked when ``resume`` is False.
+    """
+    run_dir = Path(run_dir)
+    saved = run_dir / CONFIG
+    if not (resume and (run_dir / CHECKPOINT).is_file() and saved.is_file()):
+        return
+    import tomllib
+
+    normalise = normalise or (lambda c: c)
+    try:
+        old = tomllib.loads(saved.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{saved}: not valid TOML ({exc}); start over with --no-resume (resume=False)") from None
+    new = tomllib.loads(to_toml(config))
+    if _without_epochs(normalise(old)) != _without_epochs(normalise(new)):
+        raise ConfigError(f"{run_dir} holds a run with a different config; use another folder, or start over "
+                          "in this one (--no-resume, resume=False)")
+
+
+def write_config(run_dir, config):
+    """Write ``config`` as the run folder's ``config.toml`` (atomically)."""
+    return write_text(Path(run_dir) / CONFIG, to_toml(config))
 
 
 # -- checkpoints ---------------------------------------------------------------------------

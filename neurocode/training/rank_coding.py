@@ -8,7 +8,6 @@ model weights; the spiking model's NetworkSpec).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -130,23 +129,17 @@ def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="
     raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
 
 
-def _config_matches(path, config):
-    """Whether the run folder's ``config.json`` describes ``config`` (``epochs`` may grow)."""
-    old = {k: v for k, v in json.loads(Path(path).read_text()).items() if k != "epochs"}
-    new = {k: v for k, v in json.loads(json.dumps(config)).items() if k != "epochs"}
-    return old == new
-
-
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
               activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
               input_dropout=0.0):
     """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
 
-    The run folder ``out`` (a temporary folder if ``None``) holds ``config.json``, the
-    trainer's ``checkpoint.pt`` and per-epoch ``metrics.json|csv`` (test early-exit accuracy
-    and mean decision step after every epoch, wall time per epoch), and at the end
-    ``summary.json`` (the returned dict), ``model.pt`` and, for the spiking model, ``spec.npz``.
+    The run folder ``out`` (a temporary folder if ``None``) has the trainer's one format
+    (:mod:`neurocode.training.loop`): ``config.toml``, ``checkpoint.pt``, per-epoch
+    ``metrics.json|csv`` (test early-exit accuracy and mean decision step after every epoch,
+    wall time per epoch), and at the end ``summary.json`` (the returned dict), ``model.pt``
+    and, for the spiking model, ``network.npz``.
     A killed run resumes from its checkpoint; a finished one is read back without training
     (``epochs`` may be raised to continue it).
 
@@ -164,7 +157,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     import tempfile
 
     from neurocode.objectives.rank_coding import last_step_loss, rank_coding_loss
-    from neurocode.training.loop import CHECKPOINT, fit, load_checkpoint
+    from neurocode.training.loop import NETWORK, check_resume, fit, load_checkpoint, write_config
 
     check_table({"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta, "epochs": epochs,
                  "lr": lr, "batch_size": batch_size, "hidden": hidden, "seed": seed, "n_train": n_train,
@@ -185,11 +178,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     if out.exists() and not out.is_dir():
         raise ConfigError(f"run folder {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / CHECKPOINT).is_file() and (out / "config.json").is_file() \
-            and not _config_matches(out / "config.json", config):
-        raise ConfigError(f"{out} holds a run with a different config; use another folder, or start over in this "
-                          "one (--no-resume, resume=False)")
-    write_json(out / "config.json", config)
+    check_resume(out, config, resume)
+    write_config(out, config)
     tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
                       input_dropout=input_dropout if model == "lstm" else 0.0)
@@ -227,7 +217,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         net.to_spec(steps=info["steps"], theta=theta, task=task, dataset=info.get("dataset", task),
                     mode=mode, epochs=epochs, seed=seed,
                     torch_test={"accuracy": main["accuracy"], "n": main["n"],
-                                "mean_decision_step": main["mean_decision_step"] + 1}).save(out / "spec.npz")
+                                "mean_decision_step": main["mean_decision_step"] + 1}).save(out / NETWORK)
     if tmp is not None:
         tmp.cleanup()
     return metrics

@@ -18,10 +18,10 @@ import torch
 
 from neurocode.data.images import DATASETS
 from neurocode.errors import ConfigError, DatasetError, DeviceError
-from neurocode.io import write_json, write_text
+from neurocode.io import write_json
 from neurocode.objectives.decision import first_spike_decision
-from neurocode.objectives.ssr import REGULARISERS
-from neurocode.training.loop import CHECKPOINT, fit
+from neurocode.objectives.ssr import MSSR_READINGS, REGULARISERS
+from neurocode.training.loop import NETWORK, check_resume, fit, write_config
 from neurocode.training.options import Option, check_table
 
 DEFAULTS = {
@@ -47,7 +47,7 @@ SCHEMA = {
                 "init_mean": Option(float), "init_std": _NONNEGATIVE, "silent_grad": _NONNEGATIVE},
     "loss": {"tau_soft": _POSITIVE, "gamma_temporal": _NONNEGATIVE, "t_ref": Option(float, nullable=True),
              "gamma_l2": _NONNEGATIVE, "gamma_silent": _NONNEGATIVE, "regulariser": Option(str, choices=REGULARISERS),
-             "gamma": _NONNEGATIVE, "v_hat": _POSITIVE},
+             "gamma": _NONNEGATIVE, "v_hat": _POSITIVE, "mssr": Option(str, choices=MSSR_READINGS)},
     "train": {"epochs": Option(int, low=1), "batch_size": Option(int, low=1), "lr": _POSITIVE,
               "lr_decay": _POSITIVE, "checkpoint_every": Option(int, low=0), "eval_batch": Option(int, low=1)},
 }
@@ -105,45 +105,12 @@ def _merge(config, user, where):
             config[key] = SCHEMA[key].check(value, key)
 
 
-def _to_toml(config):
-    lines = []
-
-    def fmt(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(fmt(e) for e in v) + "]"
-        if v is None:
-            raise ValueError("TOML has no null: leave the key out instead")
-        return repr(v)
-
-    for key, value in config.items():
-        if not isinstance(value, dict):
-            lines.append(f"{key} = {fmt(value)}")
-    for key, value in config.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines.extend(f"{k} = {fmt(v)}" for k, v in value.items() if v is not None)
-    return "\n".join(lines) + "\n"
-
-
-def _same_run(saved, config):
-    """Whether ``saved`` (a run's config.toml) describes ``config`` up to ``train.epochs``.
-
-    Loss settings are compared with their defaults filled in, so a run written before a
-    loss setting existed resumes when the new setting keeps its default.
-    """
+def _loss_defaults(config):
+    """Loss settings with their defaults filled in, so a run written before a loss setting
+    existed resumes when the new setting keeps its default."""
     from neurocode.objectives.ssr import SSRLoss
 
-    with open(saved, "rb") as fh:
-        old = tomllib.load(fh)
-    new = tomllib.loads(_to_toml(config))
-    for cfg in (old, new):
-        cfg.get("train", {}).pop("epochs", None)
-        cfg["loss"] = SSRLoss.from_config(cfg.get("loss", {})).as_dict()
-    return old == new
+    return {**config, "loss": SSRLoss.from_config(config.get("loss", {})).as_dict()}
 
 
 def config_images(config, split):
@@ -207,10 +174,7 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
     config["loss"] = {k: v for k, v in loss.as_dict().items() if v is not None}
-    saved = run_dir / "config.toml"
-    if resume and (run_dir / CHECKPOINT).is_file() and saved.is_file() and not _same_run(saved, config):
-        raise ConfigError(f"{run_dir} holds a run with a different config; use another folder, or start over "
-                          "in this one (--no-resume, resume=False)")
+    check_resume(run_dir, config, resume, _loss_defaults)
     tr, te = config_dataset(config, "train"), config_dataset(config, "test")
     n_out = config["network"]["sizes"][-1]
     for split, (t, y) in (("train", tr), ("test", te)):
@@ -220,7 +184,7 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
         if len(y) and not 0 <= int(y.min()) <= int(y.max()) < n_out:
             raise DatasetError(f"'{config['data']['name']}' {split} labels lie in [{int(y.min())}, {int(y.max())}], "
                                f"outside the {n_out} output neurons (network.sizes[-1])")
-    write_text(saved, _to_toml(config))
+    write_config(run_dir, config)
     torch.manual_seed(config["seed"])
     net = TTFSNetwork(seed=config["seed"], **config["network"]).to(device)
     train = config["train"]
@@ -239,6 +203,6 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
     if len(history) == train["epochs"]:
         spec = net.to("cpu").to_spec(seed=config["seed"])
         spec.metadata["dataset"] = config["data"]["name"]        # what `neurocode validate` presents
-        spec.save(run_dir / "network.npz")
+        spec.save(run_dir / NETWORK)
         write_json(run_dir / "summary.json", {**history[-1], "config": config})
     return history

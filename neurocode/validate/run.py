@@ -321,16 +321,14 @@ def run_dataset(run_dir, spec):
     """Dataset name and root of a run: its ``config.toml`` ``[data]``, else the spec metadata."""
     import tomllib
 
-    rc_config = run_dir / "config.json"
-    if rc_config.is_file():                   # neurocode rank-coding runs
-        import json
-        task = json.loads(rc_config.read_text()).get("task")
-        if task in ("mnist", "fashion_mnist"):
-            return ("mnist5k" if task == "mnist" else "fashion_mnist"), None
     config = run_dir / "config.toml"
     if config.is_file():
         try:
-            data = tomllib.loads(config.read_text()).get("data", {})
+            saved = tomllib.loads(config.read_text())
+            task = saved.get("task")               # rank-coding runs name their task
+            if task in ("mnist", "fashion_mnist"):
+                return ("mnist5k" if task == "mnist" else "fashion_mnist"), None
+            data = saved.get("data", {})
         except tomllib.TOMLDecodeError as exc:
             raise NetworkSpecError(f"{config}: not valid TOML: {exc}; pass the dataset with data=NAME (--data)") \
                 from None
@@ -374,11 +372,9 @@ def validate_run(run_dir, device="cpp_standalone", variants=(), samples=None, dt
     run_dir = Path(run_dir)
     spec_path = run_dir
     if run_dir.is_dir():
-        spec_path = next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
-                         run_dir / "network.npz")
+        spec_path = run_dir / "network.npz"
     if not spec_path.is_file():
-        raise NetworkSpecError(f"no trained network at {spec_path} (a run folder holds network.npz, "
-                                "or spec.npz for rank-coding runs)")
+        raise NetworkSpecError(f"no trained network at {spec_path} (a training run folder holds network.npz)")
     if root is not None and not data:
         raise NetworkSpecError("a dataset folder (root, --root) needs the dataset name (data, --data)")
     variants = [parse_variant(v) if isinstance(v, str) else tuple(v) for v in variants or ()]

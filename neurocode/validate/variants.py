@@ -32,7 +32,6 @@ Here ``v`` is the card's thresholded state variable, ``v_r`` its initial (rest) 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import re
@@ -49,6 +48,7 @@ from neurocode.cards.meaning import (CardMeaningError, synaptic_statements, thre
 from neurocode.cards import card_from_string
 from neurocode.cards.expressions import ExpressionError, evaluate
 from neurocode.spec import Population, Projection
+from neurocode.io import to_toml
 from neurocode.units import dimension_name
 
 logger = logging.getLogger(__name__)
@@ -62,42 +62,6 @@ class VariantError(NeurocodeError, ValueError):
     """A variant is unknown, has a bad strength, or does not apply to a card."""
 
 
-# -- card text -------------------------------------------------------------------------------
-def _toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)          # a JSON string is a valid TOML basic string
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def card_toml(data):
-    """TOML text of a card's data (nested dicts of strings, numbers and lists).
-
-    >>> print(card_toml({"name": "x", "neuron": {"equations": "dv/dt = -v/tau : 1"}}))
-    name = "x"
-    <BLANKLINE>
-    [neuron]
-    equations = "dv/dt = -v/tau : 1"
-    <BLANKLINE>
-    """
-    lines = []
-
-    def table(prefix, d):
-        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
-        if prefix:
-            lines.append(f"\n[{prefix}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", data)
-    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _si(expr, params, where):
@@ -190,7 +154,7 @@ class _CardEdit:
     def population(self):
         self.data["name"] = f"{self.card.name}+{self.variant}"
         self.neuron["method"] = _integrator_method(self.neuron["equations"], self.neuron.get("method", "exact"))
-        text = card_toml(self.data)
+        text = to_toml(self.data)
         try:
             card = card_from_string(text, name=self.data["name"], source=f"{self.card.source}+{self.variant}")
         except ModelCardError as exc:

@@ -186,7 +186,7 @@ def main():
     sweep(rc, figs / "rank_coding_sweep")
     write_text(figs / "rank_coding_table.csv", tab.to_csv(index=False))
     write_text(figs / "rank_coding_matched.csv", matched.to_csv(index=False))
-    spiking_mnist = root / run_name("mnist", "spiking", "rc", 0.5, 0.0) / "spec.npz"
+    spiking_mnist = root / run_name("mnist", "spiking", "rc", 0.5, 0.0) / "network.npz"
     if spiking_mnist.is_file():
         TRAINED.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spiking_mnist, TRAINED / "spiking_mnist5k.npz")

@@ -17,8 +17,8 @@ With ``--docs`` the figures are also copied to ``docs/figures/`` (how the docs f
     .venv/bin/python studies/validation/run.py --run ttfs=runs/fmnist_none --run ttfs_mssr=runs/fmnist_mssr \
         --run rc=RC_RUN --samples 500 --dt 0.01 --docs
 
-(``RC_RUN``: a folder holding ``spec.npz``, e.g. ``studies/rank_coding/trained/spiking_mnist5k.npz``
-copied there, and ``config.json`` with ``{"task": "mnist"}``.)
+(``RC_RUN``: a folder holding ``network.npz``, e.g. ``studies/rank_coding/trained/spiking_mnist5k.npz``
+copied there, and ``config.toml`` with ``task = "mnist"``.)
 """
 
 import argparse
@@ -92,8 +92,7 @@ def main():
     for item in args.run:
         name, _, run_dir = item.partition("=")
         run_dir = Path(run_dir)
-        spec = NetworkSpec.load(next((run_dir / n for n in ("network.npz", "spec.npz") if (run_dir / n).is_file()),
-                                     run_dir / "network.npz"))
+        spec = NetworkSpec.load(run_dir / "network.npz")
         data, root = run_dataset(Path(run_dir), spec)
         x, y = load_samples(data, args.samples, root)
         dt = args.dt * 1e-3 if isinstance(task_for(spec), TTFSTask) else None
