@@ -222,5 +222,5 @@ def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
     assert len(more["history"]) == 2 and more["history"][0] == m["history"][0]
     with pytest.raises(ValueError, match="different config"):
         train_run("noise", "lstm", "full", 0.9, **kw, out=tmp_path)
-    with pytest.raises(ValueError, match="mode must be 'rc' or 'full'"):
+    with pytest.raises(ValueError, match=r"mode = 'bptt': must be one of \['rc', 'full'\]"):
         train_run("noise", "lstm", "bptt", 0.9, **kw, out=tmp_path / "x")
