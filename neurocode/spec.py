@@ -316,7 +316,8 @@ class NetworkSpec:
                 raise
             raise NetworkSpecError(f"{path}: {exc}") from None
         except KeyError as exc:
-            raise NetworkSpecError(f"{path}: lacks {exc} (a header key or an array): the file is truncated "
+            key = str(exc.args[0]).replace(" is not a file in the archive", "")
+            raise NetworkSpecError(f"{path}: lacks '{key}' (a header key or an array): the file is truncated "
                                    "or was not written by NetworkSpec.save") from None
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, TypeError, ValueError) as exc:
             raise NetworkSpecError(f"{path}: corrupt or malformed NetworkSpec file ({type(exc).__name__}: "
