@@ -114,3 +114,9 @@ def check_memory(nbytes, what, error=NetworkSpecError):
     if nbytes > available:
         raise error(f"{what} needs about {nbytes / 2**30:.3g} GiB of memory, more than the "
                     f"{available / 2**30:.3g} GiB available here; use fewer neurons")
+
+
+def check_size(size, what, error=NetworkSpecError):
+    """Raise ``error`` unless ``size`` is an integer >= 1 (a number of neurons)."""
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise error(f"{what}: size must be an integer >= 1, got {size!r}")

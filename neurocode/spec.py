@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from brian2 import Quantity
 
-from neurocode.checks import check_memory, check_values, on_grid
+from neurocode.checks import check_memory, check_size, check_values, on_grid
 from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
 from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
@@ -48,6 +48,7 @@ class Population:
     params: dict
 
     def __post_init__(self):
+        check_size(self.size, f"population '{self.name}'")
         missing = set(self.card.defaults) - set(self.params)
         extra = set(self.params) - set(self.card.defaults)
         if missing or extra:
@@ -105,6 +106,7 @@ class InputPopulation:
     times: np.ndarray
 
     def __post_init__(self):
+        check_size(self.size, f"input '{self.name}'")
         self.indices = np.asarray(self.indices, dtype=np.int64)
         self.times = np.asarray(self.times, dtype=np.float64)
         if self.indices.shape != self.times.shape or self.indices.ndim != 1:

@@ -212,8 +212,8 @@ def test_a_run_that_overflows_raises_instead_of_returning_nan():
 
     spec = small_spec()
     spec.projections[0].weights[:] = 1e308          # finite, but three spikes overflow I_syn
-    with pytest.raises(NetworkSpecError, match=r"population 'exc': '(I_syn|v)' is -?(inf|nan) in neuron 0 at the end of the "
-                                               "run .* the dynamics overflowed"):
+    with pytest.raises(NetworkSpecError, match=r"population 'exc': '(I_syn|v)' is -?(inf|nan) in neuron 0 at the end "
+                                               "of the run .* the dynamics overflowed"):
         simulate(spec, 5e-3, progress=False)
 
 

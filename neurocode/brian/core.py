@@ -15,6 +15,8 @@ from neurocode.brian.standalone import StandaloneSession, default_capacity
 
 logger = logging.getLogger(__name__)
 
+#: Longest run accepted, in time steps (1000 s at dt = 0.5 us).
+MAX_STEPS = 2e9
 #: Standalone sessions of this process, by structure and connectivity: a spec with the
 #: same structure is run again through ``run_args`` instead of being rebuilt.
 _SESSIONS = {}
@@ -29,6 +31,9 @@ def _seconds(duration, spec):
     if value < spec.dt:
         raise NetworkSpecError(f"duration {value:g} s is shorter than the time step dt = {spec.dt:g} s: "
                                "no step would run")
+    if value / spec.dt > MAX_STEPS:
+        raise NetworkSpecError(f"duration {value:g} s at dt = {spec.dt:g} s is {value / spec.dt:.3g} steps, more than "
+                               f"{MAX_STEPS:.3g}; use a larger dt or a shorter duration")
     for inp in spec.inputs.values():
         late = inp.times >= value
         if late.any():
