@@ -120,3 +120,18 @@ def check_size(size, what, error=NetworkSpecError):
     """Raise ``error`` unless ``size`` is an integer >= 1 (a number of neurons)."""
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
         raise error(f"{what}: size must be an integer >= 1, got {size!r}")
+
+
+def check_indices(values, what, error=NetworkSpecError):
+    """Neuron indices as int64; values that are not whole numbers raise instead of being truncated."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "b":
+        raise error(f"{what}: indices must be integers, got booleans")
+    values = check_values(values, what, error=error)
+    bad = (values != np.round(values)) | (np.abs(values) >= 2.0 ** 62)
+    if bad.any():
+        k = int(np.argmax(bad.ravel()))
+        raise error(f"{what}: indices must be integers, got {values.ravel()[k]!r} at index {k}")
+    return values.astype(np.int64)

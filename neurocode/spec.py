@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from brian2 import Quantity
 
-from neurocode.checks import check_memory, check_size, check_values, on_grid
+from neurocode.checks import check_indices, check_memory, check_size, check_values, on_grid
 from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
 from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
@@ -107,7 +107,7 @@ class InputPopulation:
 
     def __post_init__(self):
         check_size(self.size, f"input '{self.name}'")
-        self.indices = np.asarray(self.indices, dtype=np.int64)
+        self.indices = check_indices(self.indices, f"input '{self.name}', indices")
         self.times = np.asarray(self.times, dtype=np.float64)
         if self.indices.shape != self.times.shape or self.indices.ndim != 1:
             raise NetworkSpecError(f"input '{self.name}': indices {self.indices.shape} and times "
@@ -134,8 +134,8 @@ class Projection:
     name: str = ""
 
     def __post_init__(self):
-        self.i = np.asarray(self.i, dtype=np.int64)
-        self.j = np.asarray(self.j, dtype=np.int64)
+        self.i = check_indices(self.i, f"projection {self.source}->{self.target}, i")
+        self.j = check_indices(self.j, f"projection {self.source}->{self.target}, j")
         self.weights = np.asarray(self.weights, dtype=np.float64)
         if self.delays is not None:
             self.delays = np.asarray(self.delays, dtype=np.float64)
@@ -321,7 +321,8 @@ class NetworkSpec:
             key = str(exc.args[0]).replace(" is not a file in the archive", "")
             raise NetworkSpecError(f"{path}: lacks '{key}' (a header key or an array): the file is truncated "
                                    "or was not written by NetworkSpec.save") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, TypeError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, AttributeError, IndexError, TypeError,
+                ValueError) as exc:
             raise NetworkSpecError(f"{path}: corrupt or malformed NetworkSpec file ({type(exc).__name__}: "
                                    f"{exc})") from None
 

@@ -202,7 +202,7 @@ def list_cards(directory=CARD_DIR):
 def card_path(name_or_path, directory=CARD_DIR):
     """Resolve a card name (``"lif"``) or a path to a ``.toml`` file."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise ModelCardError(str(path), "<file>", "no such file")
         return path
@@ -266,7 +266,7 @@ class _Validator:
         d = self.data
         self.keys(d, TOP_KEYS, "")
         kind = d.get("kind", "spiking")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             self.fail("kind", f"must be one of {sorted(KINDS)}, got {kind!r}")
         if "neuron" not in d:
             self.fail("neuron", "missing (required table)")
@@ -283,7 +283,7 @@ class _Validator:
             self.fail("neuron.refractory", f"must be a string such as '2*ms' or 't_ref', got {refractory!r}")
         refractory = refractory.strip() if refractory else None
         method = neuron.get("method", "exact")
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             self.fail("neuron.method", f"unknown integration method {method!r}; choose one of {sorted(METHODS)}")
         initial = neuron.get("initial", {})
         self.keys(initial, set(equations.names), "neuron.initial")
@@ -368,7 +368,7 @@ class _Validator:
             self.fail("neuron.equations", f"{type(exc).__name__}: {exc}")
 
     def parameters(self, table, equations):
-        self.keys(table, set(table), "parameters")
+        self.keys(table, set(table) if isinstance(table, dict) else set(), "parameters")
         defaults = {}
         for name, raw in table.items():
             if name in equations.names:
