@@ -133,5 +133,5 @@ def check_indices(values, what, error=NetworkSpecError):
     bad = (values != np.round(values)) | (np.abs(values) >= 2.0 ** 62)
     if bad.any():
         k = int(np.argmax(bad.ravel()))
-        raise error(f"{what}: indices must be integers, got {values.ravel()[k]!r} at index {k}")
+        raise error(f"{what}: indices must be integers, got {float(values.ravel()[k])!r} at index {k}")
     return values.astype(np.int64)

@@ -23,7 +23,10 @@ _SESSIONS = {}
 
 
 def _seconds(duration, spec):
-    """The run's duration (s), checked against the spec before Brian2 sees anything."""
+    """The run's duration (s), checked against the spec before Brian2 sees anything.
+
+    Input spikes after the end are reported (a warning), since a run shorter than its input is common.
+    """
     from brian2 import second
     value = float(duration / second) if hasattr(duration, "dim") else float(duration)
     if not 0 < value < np.inf:
@@ -37,9 +40,9 @@ def _seconds(duration, spec):
     for inp in spec.inputs.values():
         late = inp.times >= value
         if late.any():
-            k = int(np.argmax(late))
-            raise NetworkSpecError(f"input '{inp.name}', spike times: {inp.times[k]:g} s at index {k} is not within "
-                                   f"the run of {value:g} s ({int(late.sum())} spikes are); run longer or drop them")
+            logger.warning("input '%s': %d of %d spikes lie at or after the end of the run (%g s), first %g s at "
+                           "index %d; they are not delivered", inp.name, int(late.sum()), late.size, value,
+                           inp.times[int(np.argmax(late))], int(np.argmax(late)))
     return value
 
 

@@ -240,6 +240,7 @@ class _Validator:
 
     def __init__(self, name, source, text, data, origin=None):
         self.name, self.source, self.text, self.data, self.origin = name, source, text, data, origin
+        self.unitless = set()          # parameters given without a unit, suspects of a unit mismatch
 
     def fail(self, field, problem):
         raise ModelCardError(self.name, field, problem)
@@ -379,7 +380,16 @@ class _Validator:
                 defaults[name] = parse_quantity(raw)
             except UnitParseError as exc:
                 self.fail(f"parameters.{name}", str(exc))
+        self.unitless = {name for name, value in defaults.items() if value.dim is DIMENSIONLESS}
         return defaults
+
+    def unit_mismatch(self, code, field, problem):
+        """Report a unit mismatch at a unit-less parameter the code uses (a forgotten unit), else at ``field``."""
+        suspects = sorted(get_identifiers(code) & self.unitless)
+        if suspects:
+            self.fail(f"parameters.{suspects[0]}", f"has no unit ({self.data['parameters'][suspects[0]]!r}), "
+                                                   f"and {problem} in {field}; did you forget one?")
+        self.fail(field, problem)
 
     def heterogeneity(self, table, card):
         self.keys(table, set(card.defaults), "heterogeneity")
@@ -479,7 +489,7 @@ class _Validator:
         try:
             check_dimensions(code, expected, variables)
         except DimensionMismatchError as exc:
-            self.fail(field, f"unit mismatch in {what}: {exc}")
+            self.unit_mismatch(code, field, f"unit mismatch in {what}: {exc}")
         except (SyntaxError, KeyError, TypeError, ValueError) as exc:
             self.fail(field, f"cannot analyse {what} '{code}': {type(exc).__name__}: {exc}")
 
@@ -487,6 +497,6 @@ class _Validator:
         try:
             check_units_statements(code, variables)
         except DimensionMismatchError as exc:
-            self.fail(field, f"unit mismatch: {exc}")
+            self.unit_mismatch(code, field, f"unit mismatch: {exc}")
         except (SyntaxError, KeyError, TypeError, ValueError, AssertionError) as exc:
             self.fail(field, f"cannot analyse '{code}': {type(exc).__name__}: {exc}")
