@@ -114,3 +114,24 @@ def check_memory(nbytes, what, error=NetworkSpecError):
     if nbytes > available:
         raise error(f"{what} needs about {nbytes / 2**30:.3g} GiB of memory, more than the "
                     f"{available / 2**30:.3g} GiB available here; use fewer neurons")
+
+
+def check_size(size, what, error=NetworkSpecError):
+    """Raise ``error`` unless ``size`` is an integer >= 1 (a number of neurons)."""
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise error(f"{what}: size must be an integer >= 1, got {size!r}")
+
+
+def check_indices(values, what, error=NetworkSpecError):
+    """Neuron indices as int64; values that are not whole numbers raise instead of being truncated."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "b":
+        raise error(f"{what}: indices must be integers, got booleans")
+    values = check_values(values, what, error=error)
+    bad = (values != np.round(values)) | (np.abs(values) >= 2.0 ** 62)
+    if bad.any():
+        k = int(np.argmax(bad.ravel()))
+        raise error(f"{what}: indices must be integers, got {float(values.ravel()[k])!r} at index {k}")
+    return values.astype(np.int64)

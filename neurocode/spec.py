@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from brian2 import Quantity
 
-from neurocode.checks import check_memory, check_values, on_grid
+from neurocode.checks import check_indices, check_memory, check_size, check_values, on_grid
 from neurocode.errors import ModelCardError, NetworkSpecError, NeurocodeError
 from neurocode.cards.heterogeneity import Distribution
 from neurocode.io import atomic_path
@@ -84,6 +84,7 @@ class Population:
     initial: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        check_size(self.size, f"population '{self.name}'")
         missing = set(self.card.defaults) - set(self.params)
         extra = set(self.params) - set(self.card.defaults)
         if missing or extra:
@@ -153,7 +154,8 @@ class InputPopulation:
     times: np.ndarray
 
     def __post_init__(self):
-        self.indices = np.asarray(self.indices, dtype=np.int64)
+        check_size(self.size, f"input '{self.name}'")
+        self.indices = check_indices(self.indices, f"input '{self.name}', indices")
         self.times = np.asarray(self.times, dtype=np.float64)
         if self.indices.shape != self.times.shape or self.indices.ndim != 1:
             raise NetworkSpecError(f"input '{self.name}': indices {self.indices.shape} and times "
@@ -180,8 +182,8 @@ class Projection:
     name: str = ""
 
     def __post_init__(self):
-        self.i = np.asarray(self.i, dtype=np.int64)
-        self.j = np.asarray(self.j, dtype=np.int64)
+        self.i = check_indices(self.i, f"projection {self.source}->{self.target}, i")
+        self.j = check_indices(self.j, f"projection {self.source}->{self.target}, j")
         self.weights = np.asarray(self.weights, dtype=np.float64)
         if self.delays is not None:
             self.delays = np.asarray(self.delays, dtype=np.float64)
@@ -425,9 +427,11 @@ class NetworkSpec:
                 raise
             raise NetworkSpecError(f"{path}: {exc}") from None
         except KeyError as exc:
-            raise NetworkSpecError(f"{path}: lacks {exc} (a header key or an array): the file is truncated "
+            key = str(exc.args[0]).replace(" is not a file in the archive", "")
+            raise NetworkSpecError(f"{path}: lacks '{key}' (a header key or an array): the file is truncated "
                                    "or was not written by NetworkSpec.save") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, TypeError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, AttributeError, IndexError, TypeError,
+                ValueError) as exc:
             raise NetworkSpecError(f"{path}: corrupt or malformed NetworkSpec file ({type(exc).__name__}: "
                                    f"{exc})") from None
 

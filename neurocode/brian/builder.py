@@ -300,7 +300,18 @@ def collect(built, spec, duration):
     """Read spikes and states from the monitors into SI numpy arrays.
 
     Spike times are the step times, or a card's ``spike_time`` variable where it has one.
+    A state variable that ends the run non-finite (overflow, a singular equation) raises
+    :class:`~neurocode.errors.NetworkSpecError` rather than returning a silent NaN result.
     """
+    for name, group in built.groups.items():
+        for var in spec.populations[name].card.state_variables:
+            values = np.asarray(getattr(group, var + "_")[:], dtype=np.float64)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise NetworkSpecError(f"population '{name}': '{var}' is {values[k]} in neuron {k} at the end of the "
+                                       f"run ({int(bad.sum())} of {values.size} neurons): the dynamics overflowed; "
+                                       "check the weights and parameters")
     spikes, states = {}, {}
     for name, mon in built.spike_monitors.items():
         exact = getattr(mon, built.spike_time[name] + "_")[:] if name in built.spike_time else None

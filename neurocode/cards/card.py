@@ -207,7 +207,7 @@ def list_cards(directory=CARD_DIR):
 def card_path(name_or_path, directory=CARD_DIR):
     """Resolve a card name (``"lif"``) or a path to a ``.toml`` file."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise ModelCardError(str(path), "<file>", "no such file")
         return path
@@ -245,6 +245,7 @@ class _Validator:
 
     def __init__(self, name, source, text, data, origin=None):
         self.name, self.source, self.text, self.data, self.origin = name, source, text, data, origin
+        self.unitless = set()          # parameters given without a unit, suspects of a unit mismatch
 
     def fail(self, field, problem):
         raise ModelCardError(self.name, field, problem)
@@ -271,7 +272,7 @@ class _Validator:
         d = self.data
         self.keys(d, TOP_KEYS, "")
         kind = d.get("kind", "spiking")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             self.fail("kind", f"must be one of {sorted(KINDS)}, got {kind!r}")
         if "neuron" not in d:
             self.fail("neuron", "missing (required table)")
@@ -288,7 +289,7 @@ class _Validator:
             self.fail("neuron.refractory", f"must be a string such as '2*ms' or 't_ref', got {refractory!r}")
         refractory = refractory.strip() if refractory else None
         method = neuron.get("method", "exact")
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             self.fail("neuron.method", f"unknown integration method {method!r}; choose one of {sorted(METHODS)}")
         initial = neuron.get("initial", {})
         self.keys(initial, set(equations.names), "neuron.initial")
@@ -375,7 +376,7 @@ class _Validator:
     def parameters(self, table, equations):
         """Default values; a value may use other parameters (``Cm = "1*uF/cm**2 * area"``),
         resolved in dependency order from their defaults (not per neuron)."""
-        self.keys(table, set(table), "parameters")
+        self.keys(table, set(table) if isinstance(table, dict) else set(), "parameters")
         for name in table:
             if name in equations.names:
                 self.fail(f"parameters.{name}", "is also defined in the equations; define it once")
@@ -393,7 +394,16 @@ class _Validator:
                 except UnitParseError as exc:
                     self.fail(f"parameters.{name}", str(exc))
                 del todo[name]
+        self.unitless = {name for name, value in defaults.items() if value.dim is DIMENSIONLESS}
         return {name: defaults[name] for name in table}
+
+    def unit_mismatch(self, code, field, problem):
+        """Report a unit mismatch at a unit-less parameter the code uses (a forgotten unit), else at ``field``."""
+        suspects = sorted(get_identifiers(code) & self.unitless)
+        if suspects:
+            self.fail(f"parameters.{suspects[0]}", f"has no unit ({self.data['parameters'][suspects[0]]!r}), "
+                                                   f"and {problem} in {field}; did you forget one?")
+        self.fail(field, problem)
 
     def heterogeneity(self, table, card):
         self.keys(table, set(card.defaults), "heterogeneity")
@@ -498,7 +508,7 @@ class _Validator:
         try:
             check_dimensions(code, expected, variables)
         except DimensionMismatchError as exc:
-            self.fail(field, f"unit mismatch in {what}: {exc}")
+            self.unit_mismatch(code, field, f"unit mismatch in {what}: {exc}")
         except (SyntaxError, KeyError, TypeError, ValueError) as exc:
             self.fail(field, f"cannot analyse {what} '{code}': {type(exc).__name__}: {exc}")
 
@@ -506,6 +516,6 @@ class _Validator:
         try:
             check_units_statements(code, variables)
         except DimensionMismatchError as exc:
-            self.fail(field, f"unit mismatch: {exc}")
+            self.unit_mismatch(code, field, f"unit mismatch: {exc}")
         except (SyntaxError, KeyError, TypeError, ValueError, AssertionError) as exc:
             self.fail(field, f"cannot analyse '{code}': {type(exc).__name__}: {exc}")

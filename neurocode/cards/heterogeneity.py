@@ -72,7 +72,7 @@ class Distribution:
         if not isinstance(table, dict):
             raise DistributionError(f"must be a table with a 'distribution' key, got {table!r}")
         kind = table.get("distribution")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise DistributionError(
                 f"unknown distribution {kind!r}; choose one of {sorted(KINDS)}")
         allowed = KINDS[kind]["required"] | KINDS[kind]["optional"] | {"distribution"}

@@ -31,10 +31,12 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch.func import jvp, vmap
 
+from neurocode.errors import NeurocodeError
+
 log = logging.getLogger(__name__)
 
 
-class LyapunovError(ValueError):
+class LyapunovError(NeurocodeError, ValueError):
     """Bad input to a Lyapunov computation (shapes, times, counts); the message names it."""
 
 

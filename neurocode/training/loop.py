@@ -200,6 +200,9 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                 xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss, parts = loss_fn(model, xb, yb)
+            if not torch.isfinite(loss):
+                raise ConfigError(f"{run_dir}: the training loss is {float(loss)} at epoch {epoch + 1}, step "
+                                  f"{state['step'] + 1}; lower the learning rate or check the config's scales")
             loss.backward()
             optimizer.step()
             parts = {"loss": float(loss.detach()), **parts}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurocode.checks import check_memory
 from neurocode.data.images import DATASETS
 from neurocode.errors import ConfigError, DatasetError, DeviceError
 from neurocode.io import write_json
@@ -152,6 +153,29 @@ def evaluate_ttfs(net, t, y, batch=1000, device="cpu"):
     return out
 
 
+def build_ttfs(config):
+    """``(network, loss, device)`` of a checked config; the memory the weights and Adam need is estimated first."""
+    from neurocode.objectives.ssr import SSRLoss
+    from neurocode.torch.ttfs import TTFSNetwork
+
+    sizes = config["network"]["sizes"]
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    check_memory(16 * n_weights, f"network.sizes = {sizes} ({n_weights} weights, gradients and Adam's state)",
+                 error=ConfigError)
+    try:
+        loss = SSRLoss.from_config(config["loss"])
+        device = torch.device(config["device"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"config: {exc}") from None
+    if loss.regulariser == "membrane" and not loss.v_hat < config["network"]["v_th"]:
+        raise ConfigError(f"loss.v_hat = {loss.v_hat}: the membrane regulariser needs v_hat below "
+                          f"network.v_th = {config['network']['v_th']}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
+    torch.manual_seed(config["seed"])
+    return TTFSNetwork(seed=config["seed"], **config["network"]).to(device), loss, device
+
+
 def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=None, overrides=None):
     """Train a TTFS network from ``config`` (path or dict) into ``run_dir``; returns the metrics.
 
@@ -159,20 +183,11 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
     and at the end ``network.npz`` (the NetworkSpec with trained weights) and
     ``summary.json`` (the last epoch's metrics).
     """
-    from neurocode.objectives.ssr import SSRLoss
-    from neurocode.torch.ttfs import TTFSNetwork
-
     config = load_config(config, overrides)
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} is a file; give a folder")
-    try:
-        loss = SSRLoss.from_config(config["loss"])
-        device = torch.device(config["device"])
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"config: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
+    net, loss, device = build_ttfs(config)
     config["loss"] = {k: v for k, v in loss.as_dict().items() if v is not None}
     check_resume(run_dir, config, resume, _loss_defaults)
     tr, te = config_dataset(config, "train"), config_dataset(config, "test")
@@ -185,8 +200,6 @@ def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=Non
             raise DatasetError(f"'{config['data']['name']}' {split} labels lie in [{int(y.min())}, {int(y.max())}], "
                                f"outside the {n_out} output neurons (network.sizes[-1])")
     write_config(run_dir, config)
-    torch.manual_seed(config["seed"])
-    net = TTFSNetwork(seed=config["seed"], **config["network"]).to(device)
     train = config["train"]
     optimizer = torch.optim.Adam(net.parameters(), lr=train["lr"])
 
