@@ -16,7 +16,7 @@ from neurocode.errors import ConfigError, ModelCardError, NeurocodeError
 from neurocode.spec import NetworkSpec
 from neurocode.training.loop import fit
 from neurocode.training.ttfs import build_ttfs, load_config
-from neurocode.validate.variants import card_toml
+from neurocode.io import to_toml
 
 #: Fast and reproducible; no shrinking, so that a failure is reported in seconds (the draws are printed).
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, phases=(Phase.explicit, Phase.generate),
@@ -70,7 +70,7 @@ def test_mutated_cards_are_refused_naming_the_field_or_give_finite_populations(d
     name = data.draw(st.sampled_from(["lif", "alif", "izhikevich", "coba_lif"]))
     tree = mutate(data, tomllib.loads(load_card(name).text))
     try:
-        text = card_toml(tree)
+        text = to_toml(tree)
     except TypeError:               # a value TOML cannot hold (None): the mutation is not a file
         return
     card = outcome(lambda: card_from_string(text, name=name))
