@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 
 from brian2.core.namespace import DEFAULT_UNITS
+from brian2.parsing.rendering import NodeRenderer
 from brian2.utils.stringtools import get_identifiers
 
 from neurocode.errors import NeurocodeError
@@ -124,28 +125,41 @@ def time_constant(card, var):
     raise CardMeaningError(f"card '{card.name}': d{var}/dt = {rhs} uses no time-constant parameter")
 
 
-def synaptic_statements(card):
-    """``on_pre`` as ``[(target variable, op, expression)]`` for statements ``X_post op expr``.
+def parse_statements(code, where):
+    """Split Brian2 code into ``(target, op, expression)`` triples (``op`` is ``=``, ``+=``...).
 
-    Every statement must assign to a postsynaptic variable with ``=``, ``+=`` or ``-=``.
+    >>> parse_statements("v = v_reset\\ntheta += beta", "reset")
+    [('v', '=', 'v_reset'), ('theta', '+=', 'beta')]
     """
     out = []
-    for line in (card.on_pre or "").splitlines():
+    for line in (code or "").splitlines():
         line = line.split("#")[0].strip()
         if not line:
             continue
         try:
             node = ast.parse(line).body[0]
         except SyntaxError as exc:
-            raise CardMeaningError(f"card '{card.name}' [synapse.on_pre]: cannot parse '{line}': {exc.msg}") from None
-        if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
-            target, op = node.target, "+=" if isinstance(node.op, ast.Add) else "-="
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, op = node.targets[0], "="
+            raise CardMeaningError(f"{where}: cannot parse '{line}': {exc.msg}") from None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out.append((node.targets[0].id, "=", ast.unparse(node.value)))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            out.append((node.target.id, NodeRenderer.expression_ops[f"Aug{node.op.__class__.__name__}"],
+                        ast.unparse(node.value)))
         else:
-            target, op = None, None
-        if not isinstance(target, ast.Name) or not target.id.endswith("_post"):
-            raise CardMeaningError(f"card '{card.name}' [synapse.on_pre]: '{line}' is not 'X_post += f(w)', "
+            raise CardMeaningError(f"{where}: statement '{line}' is not of the form 'x = expr' or 'x += expr'")
+    return out
+
+
+def synaptic_statements(card):
+    """``on_pre`` as ``[(target variable, op, expression)]`` for statements ``X_post op expr``.
+
+    Every statement must assign to a postsynaptic variable with ``=``, ``+=`` or ``-=``.
+    """
+    where = f"card '{card.name}' [synapse.on_pre]"
+    out = []
+    for target, op, expr in parse_statements(card.on_pre, where):
+        if not target.endswith("_post") or op not in ("=", "+=", "-="):
+            raise CardMeaningError(f"{where}: '{target} {op} {expr}' is not 'X_post += f(w)', "
                                    "'X_post -= f(w)' or 'X_post = f(w)'")
-        out.append((target.id[:-len("_post")], op, ast.unparse(node.value)))
+        out.append((target[:-len("_post")], op, expr))
     return out

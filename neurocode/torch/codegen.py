@@ -24,6 +24,7 @@ from brian2.core.functions import DEFAULT_CONSTANTS
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.parsing.rendering import NodeRenderer
 
+from neurocode.cards import meaning
 from neurocode.errors import NeurocodeError
 
 
@@ -148,28 +149,11 @@ class TorchNodeRenderer(NodeRenderer):
 
 
 def parse_statements(code, where):
-    """Split Brian2 code into ``(target, op, expression)`` triples (``op`` is ``=``, ``+=``...).
-
-    >>> parse_statements("v = v_reset\\ntheta += beta", "reset")
-    [('v', '=', 'v_reset'), ('theta', '+=', 'beta')]
-    """
-    out = []
-    for line in code.splitlines():
-        line = line.split("#")[0].strip()
-        if not line:
-            continue
-        try:
-            node = ast.parse(line).body[0]
-        except SyntaxError as exc:
-            raise TranslationError(f"{where}: cannot parse '{line}': {exc.msg}") from None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out.append((node.targets[0].id, "=", ast.unparse(node.value)))
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            op = NodeRenderer.expression_ops[f"Aug{node.op.__class__.__name__}"]
-            out.append((node.target.id, op, ast.unparse(node.value)))
-        else:
-            raise TranslationError(f"{where}: statement '{line}' is not of the form 'x = expr' or 'x += expr'")
-    return out
+    """:func:`neurocode.cards.meaning.parse_statements`, failing with :class:`TranslationError`."""
+    try:
+        return meaning.parse_statements(code, where)
+    except meaning.CardMeaningError as exc:
+        raise TranslationError(str(exc)) from None
 
 
 def make_namespace(dtype, shape_fn=None):
