@@ -11,7 +11,7 @@ DEB_PKGS := dataset-fashion-mnist espeak-ng
 DEMO_OUT ?= results/demo
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast setup bench clean-results
+.PHONY: demo test test-fast setup bench bench-peers clean-results
 
 # The main job: a heterogeneous network in Brian2, then the SSR study's quick mode
 # (train TTFS networks with and without sparse-firing regularisation, trade-off figures).
@@ -49,3 +49,14 @@ bench: setup
 
 clean-results:
 	rm -rf results
+
+# Peers of bench/peers.py, for the benchmark only (not needed by make test). Norse and
+# SpikingJelly declare torchvision/torchaudio, which they never import and which would pull a
+# CUDA torch: they are installed without dependencies, plus what they do import.
+PEER_PKGS := snntorch==1.0.0 norse==1.1.0 spikingjelly==2.0.0 nir nirtorch h5py loguru
+BENCH_OUT ?= results/bench
+
+bench-peers: setup
+	$(PIP) install --no-deps $(PEER_PKGS)
+	mkdir -p $(BENCH_OUT)
+	$(PY) bench/peers.py --out $(BENCH_OUT)/peers.json
