@@ -19,8 +19,10 @@ States are recorded at the start of each step (before the update), like Brian2's
 read ``X_post += f(w)`` or ``X_post -= f(w)``; ``f`` is evaluated on the weight vector once
 per forward call and applied as a (sparse or dense) matrix product with the presynaptic
 spikes (sparse: a per-synapse gather and ``index_add``, whose backward pass is also sparse).
-Without gradients, large projections propagate event-driven from a padded per-source table
-(only the synapses of sources that spiked). Input spike times are binned as Brian2's
+Without gradients, large projections may propagate event-driven from a padded per-source table
+(only the synapses of sources that spiked): chosen per chunk of steps by the measured spike
+density. The effects of input spikes, known before the run, are computed for a whole chunk
+in one matrix product (or one event pass), with or without gradients. Input spike times are binned as Brian2's
 ``SpikeGeneratorGroup`` does: step ``int((t + 1e-3*dt)/dt)``.
 
 This is the one torch engine: classifiers, Lyapunov maps and reservoirs are built on its
@@ -57,6 +59,7 @@ from __future__ import annotations
 import copy
 import logging
 import types
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,17 +74,27 @@ from neurocode.torch.dynamics import PopulationDynamics
 
 logger = logging.getLogger(__name__)
 
-#: Without gradients, projections with more than this many source x target pairs
-#: propagate event-driven; smaller ones use one matrix product per step.
+#: Without gradients, projections with more than this many source x target pairs may
+#: propagate event-driven (chosen per chunk by spike density); smaller ones always use matrices.
 EVENT_DRIVEN_MIN = 2 ** 18
+#: An event-driven synaptic update (gather + scatter-add) costs about as much as this many
+#: multiply-adds of a dense matrix product (measured on CPU); it sets the spike density below
+#: which events win: ``1 / EVENT_COST`` for a dense matrix, about 1 for a sparse one.
+EVENT_COST = 64
 #: The compiled step handles a fixed number of spiking sources per event-driven projection
 #: and step (a static shape): this fraction of ``batch * n_src`` (at least the minimum),
 #: rounded up to a power of two. A step in which more sources spike is redone with room for
 #: all of them (one more compiled variant per power of two).
 EVENT_CAPACITY_FRACTION = 1 / 128
 EVENT_CAPACITY_MIN = 8
-#: Steps per chunk for which the effects of input spikes are computed at once.
+#: Steps per chunk: the effects of input spikes are computed for a chunk at once, and the
+#: propagation of each projection (events or matrices) is chosen per chunk.
 INPUT_CHUNK = 256
+#: Elements of the per-synapse product held at once when a sparse matrix propagates a chunk.
+SPARSE_CHUNK_ELEMENTS = 2 ** 24
+#: Below this fraction of nonzero input values, a chunk of inputs goes through a dense weight
+#: matrix as a sparse (CSR) x dense product, forward and backward (break-even about 10 % on CPU).
+SPARSE_INPUT_DENSITY = 1 / 16
 #: Ways spikes reach their targets (see :class:`NetworkRunner`).
 PROPAGATION = ("auto", "matrix", "events")
 
@@ -164,6 +177,48 @@ def input_tensor(inp, steps, dt, dtype=torch.float32, device="cpu"):
     return out
 
 
+def _csr(rows, cols, values, shape):
+    """A CSR matrix from entries sorted by row."""
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=values.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    with warnings.catch_warnings():  # "sparse CSR tensor support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, size=shape)
+
+
+class _SparseInputProduct(torch.autograd.Function):
+    """``x @ m.t()`` for a mostly-zero ``x`` of ``shape`` (rows, n_src), given by its entries.
+
+    Derivatives (reverse and forward mode) reach ``m`` only: ``x`` holds input values, which
+    need none. The backward pass builds the transposed CSR matrix for ``x.t() @ grad``.
+    """
+
+    @staticmethod
+    def forward(rows, cols, values, shape, m):
+        return _csr(rows, cols, values, shape) @ m.t()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        rows, cols, values, shape, _ = inputs
+        ctx.save_for_backward(rows, cols, values)
+        ctx.save_for_forward(rows, cols, values)
+        ctx.shape = shape
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.needs_input_grad[4]:
+            return None, None, None, None, None
+        rows, cols, values = ctx.saved_tensors
+        order = torch.argsort(cols, stable=True)
+        x_t = _csr(cols[order], rows[order], values[order], ctx.shape[::-1])
+        return None, None, None, None, (x_t @ grad).t()
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        rows, cols, values = ctx.saved_tensors
+        return _csr(rows, cols, values, ctx.shape) @ tangents[4].t()
+
+
 class _Projection:
     """Index structures of one projection (no parameters; the runner owns the weights)."""
 
@@ -176,6 +231,14 @@ class _Projection:
         for d in np.unique(steps):
             self.groups.append((int(d), torch.as_tensor(np.nonzero(steps == d)[0], device=device)))
         self.max_delay = int(steps.max()) if steps.size else 0
+        #: (var, delay steps) per channel of an effect tensor: delay groups outer, effects inner
+        self.channels = tuple((var, d) for d, _ in self.groups for var, _, _ in effects)
+        self.synapses = int(proj.i.size)
+        pairs = proj.i.astype(np.int64) * n_tgt + proj.j
+        #: every (source, target) pair once, in source-major order: the weights are the matrix
+        self.grid = len(self.groups) == 1 and np.array_equal(pairs, np.arange(n_src * n_tgt))
+        #: no pair carries two synapses (a dense matrix is written, not accumulated)
+        self.unique_pairs = np.unique(pairs).size == pairs.size
         order = np.argsort(proj.i, kind="stable")
         self.i = torch.as_tensor(proj.i, device=device)
         self.j = torch.as_tensor(proj.j, device=device)
@@ -207,8 +270,10 @@ class NetworkRunner(torch.nn.Module):
         How spikes reach their targets. ``"matrix"``: a (dense or sparse) matrix product per
         step, always (needed for tangent propagation, whose spike tensors carry derivatives
         where no spike happened). ``"events"``: only the synapses of sources that spiked
-        (event-driven; runs without gradients). ``"auto"``: event-driven without gradients for
-        projections above :data:`EVENT_DRIVEN_MIN` pairs, otherwise matrices.
+        (event-driven; runs without gradients). ``"auto"``: matrices with gradients; without, a
+        projection above :data:`EVENT_DRIVEN_MIN` pairs goes event-driven in the chunks of
+        :data:`INPUT_CHUNK` steps whose spike density is below its break-even point (see
+        :data:`EVENT_COST`), otherwise matrices.
     weight_unit : float
         Trainable weights are stored as multiples of this SI value (e.g. ``1e-9`` for weights in
         amp trained as nA), so optimisers see numbers of order one; the effective weight is
@@ -301,12 +366,13 @@ class NetworkRunner(torch.nn.Module):
                 eff = sign * torch.as_tensor(fn(w), dtype=self.dtype, device=w.device).expand_as(w)
                 groups = []
                 for d, idx in proj.groups:
-                    values = eff[idx]
                     if proj.sparse:  # gather + index_add: O(synapses) forward and backward
-                        mat = (proj.i[idx], proj.j[idx], values)
+                        mat = (proj.i[idx], proj.j[idx], eff[idx])
+                    elif proj.grid:  # the weights in source-major order are the matrix
+                        mat = eff.reshape(proj.n_src, proj.n_tgt).t()
                     else:
                         mat = torch.zeros(proj.n_tgt, proj.n_src, dtype=self.dtype, device=w.device)
-                        mat = mat.index_put((proj.j[idx], proj.i[idx]), values, accumulate=True)
+                        mat = mat.index_put((proj.j[idx], proj.i[idx]), eff[idx], accumulate=not proj.unique_pairs)
                     groups.append((d, mat))
                 per_effect.append((var, eff, groups))
             ops.append(per_effect)
@@ -356,6 +422,22 @@ class NetworkRunner(torch.nn.Module):
         table = (tab_col, tab_val, tuple(channels))
         proj.__dict__["_table"] = (key, table)
         return table
+
+    @staticmethod
+    def _product(mat, source, n_tgt):
+        """Effect (rows, n_tgt) of ``source`` (rows, n_src) through one operator of :meth:`_matrices`.
+
+        A sparse operator goes through at most :data:`SPARSE_CHUNK_ELEMENTS` per-synapse
+        products at a time.
+        """
+        if not isinstance(mat, tuple):
+            return source @ mat.t()
+        src, tgt, values = mat
+        parts = []
+        for part in source.split(max(1, SPARSE_CHUNK_ELEMENTS // max(1, src.numel()))):
+            out = torch.zeros(part.shape[0], n_tgt, dtype=values.dtype, device=source.device)
+            parts.append(out.index_add(1, tgt, part[:, src] * values))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @staticmethod
     def _propagate_events(table, spikes, n_tgt, capacity=None):
@@ -418,21 +500,34 @@ class NetworkRunner(torch.nn.Module):
         Returns
         -------
         dict
-            ``ops`` (matrix operators), ``tables`` (event tables), ``constants`` and
-            ``ref_steps`` per population; rebuild it after the weights change.
+            ``ops`` (matrix operators), ``tables`` (event tables: a projection with a table
+            propagates event-driven), ``constants`` and ``ref_steps`` per population; rebuild
+            it after the weights change. :meth:`forward` switches each projection with a table
+            between events and matrices per chunk of steps, by spike density.
         """
         if grad is None:
             grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        event = [self.propagation == "events" or (self.propagation == "auto" and not grad
-                                                  and p.n_src * p.n_tgt > EVENT_DRIVEN_MIN)
-                 for p in self.projections]
+        event = [self._event_capable(p, grad) for p in self.projections]
         populations = self.populations
         state = self.initial_state(1) if state is None else state
-        return {"ops": self._matrices(event),
+        return {"ops": self._matrices([self.propagation == "events"] * len(event)),
                 "tables": [self._event_table(p) if e else None for p, e in zip(self.projections, event)],
                 "constants": {name: dyn.constants() for name, dyn in populations.items()},
                 "ref_steps": {name: dyn.refractory_steps(state[name], t0) if dyn.static_refractory else None
                               for name, dyn in populations.items()}}
+
+    def _event_capable(self, proj, grad):
+        """Whether ``proj`` may propagate event-driven (events carry no weight gradients)."""
+        if self.propagation != "auto":
+            return self.propagation == "events"
+        return not grad and proj.n_src * proj.n_tgt > EVENT_DRIVEN_MIN
+
+    def _events_win(self, proj, density):
+        """Whether events beat the matrix product at this spike density (fraction of sources)."""
+        if self.propagation != "auto":
+            return self.propagation == "events"
+        matrix = proj.synapses * EVENT_COST if proj.sparse else proj.n_src * proj.n_tgt
+        return density * proj.synapses * EVENT_COST < matrix
 
     def update(self, state, t, ctx):
         """Phase 1, Brian2's ``groups`` slot: every population's state update.
@@ -473,18 +568,20 @@ class NetworkRunner(torch.nn.Module):
         pending = {key: list(slots) for key, slots in pending.items()}
         counts = []
         for k, proj in enumerate(self.projections):
+            if effects is not None and k in effects:  # computed beforehand (inputs)
+                for c, (var, d) in enumerate(proj.channels):
+                    slots = pending[(proj.target, var)]
+                    slots[d] = slots[d] + effects[k][:, c]
+                continue
             source = spikes[proj.source]
             if source.shape[0] != batch:
                 source = source.expand(batch, -1)
             table = ctx["tables"][k]
             if table is not None:  # event-driven: only the synapses of sources that spiked
                 cap = None if capacity is None else capacity[k]
-                if effects is not None and k in effects:
-                    out = effects[k]
-                else:
-                    out = self._propagate_events(table, source, proj.n_tgt, cap)
-                    if cap is not None:
-                        counts.append(torch.count_nonzero(source))
+                out = self._propagate_events(table, source, proj.n_tgt, cap)
+                if cap is not None:
+                    counts.append(torch.count_nonzero(source))
                 for c, (var, d) in enumerate(table[2]):
                     slots = pending[(proj.target, var)]
                     slots[d] = slots[d] + out[:, c]
@@ -492,13 +589,7 @@ class NetworkRunner(torch.nn.Module):
             for var, _, groups in ctx["ops"][k]:
                 slots = pending[(proj.target, var)]
                 for d, mat in groups:
-                    if isinstance(mat, tuple):
-                        src, tgt, values = mat
-                        out = torch.zeros(batch, proj.n_tgt, dtype=self.dtype, device=source.device)
-                        out = out.index_add(1, tgt, source[:, src] * values)
-                    else:
-                        out = source @ mat.t()
-                    slots[d] = slots[d] + out
+                    slots[d] = slots[d] + self._product(mat, source, proj.n_tgt)
         state = dict(state)
         for (pop, var), slots in pending.items():
             arriving = slots[0]
@@ -646,26 +737,30 @@ class NetworkRunner(torch.nn.Module):
         state = self.initial_state(batch) if state is None else dict(state)
         grad = torch.is_grad_enabled() and (
             any(p.requires_grad for p in self.parameters()) or any(x.requires_grad for x in drive.values()))
-        ctx = self.prepare(state, t0, grad)
-        event = [table is not None for table in ctx["tables"]]
+        prepared = self.prepare(state, t0, grad)
         pending = self.initial_pending(batch)
-        # input spikes are known before the run: the effects of event-driven projections
-        # from inputs are computed for a chunk of steps at once
-        known = [k for k, p in enumerate(self.projections) if event[k] and p.source in drive]
+        # input spikes are known before the run: the effects of projections from inputs are
+        # computed for a chunk of steps at once (one matrix product or one event pass)
+        known = [k for k, p in enumerate(self.projections) if p.source in drive]
+        compiled = self._use_compiled(not grad)
         step, capacity, times = self.step, None, None
-        if self._use_compiled(not grad):
+        if compiled:
             step = self._compiled("step")
-            capacity = tuple(self._capacity(k, batch) if e and k not in known else None
-                             for k, e in enumerate(event))
             times = t0 + torch.arange(steps, dtype=torch.float64, device=self.device) * self.dt
         spikes_out = {name: [] for name, dyn in self.populations.items() if dyn.spiking}
         traces = {pop: {var: [] for var in names} for pop, names in record.items()}
-        effects, chunk, n = {}, {}, 0
-        many = self.compile_steps if capacity is not None and not record else 1
+        n = 0
+        many = self.compile_steps if compiled and not record else 1
         while n < steps:
-            if known and n % INPUT_CHUNK == 0:
-                chunk = {k: self._input_effects(k, drive, n, min(steps, n + INPUT_CHUNK), batch, ctx)
+            if n % INPUT_CHUNK == 0:
+                stop = min(steps, n + INPUT_CHUNK)
+                ctx = self._chunk_context(prepared, drive, spikes_out, n, stop, batch)
+                chunk = {k: self._input_effects(k, drive[self.projections[k].source][n:stop], batch, ctx)
                          for k in known}
+                per_step = {k: x.unbind(0) for k, x in chunk.items()}  # one backward node per chunk
+                if compiled:
+                    capacity = tuple(self._capacity(k, batch) if table is not None and k not in chunk else None
+                                     for k, table in enumerate(ctx["tables"]))
             if many > 1 and n % many == 0 and n + many <= steps and n % INPUT_CHUNK + many <= INPUT_CHUNK:
                 done = self._run_many(state, pending, times[n:n + many], n, drive, ctx, capacity, chunk, spikes_out)
                 if done is not None:  # else a burst: these steps go one by one
@@ -677,8 +772,7 @@ class NetworkRunner(torch.nn.Module):
                     traces[pop][var].append(state[pop][var])
             t = t0 + n * self.dt if times is None else times[n]
             now = {name: x[n] for name, x in drive.items()}
-            if known:
-                effects = {k: x[n % INPUT_CHUNK] for k, x in chunk.items()}
+            effects = {k: x[n % INPUT_CHUNK] for k, x in per_step.items()}
             new_state, new_pending, spikes, counts, _ = step(state, pending, t, now, ctx, capacity, effects)
             if counts is not None:
                 counts = counts.tolist()
@@ -723,13 +817,51 @@ class NetworkRunner(torch.nn.Module):
             spikes_out[name].extend(x.unbind(0))
         return state, pending
 
-    def _input_effects(self, k, drive, start, stop, batch, ctx):
-        """Effects (stop - start, batch, channels, n_tgt) of projection ``k`` from an input."""
+    def _chunk_context(self, ctx, drive, spikes_out, start, stop, batch):
+        """``ctx`` keeping the event tables of the projections where events win in steps ``start..stop``.
+
+        The spike density of an input is that of the chunk itself; a population's is that of
+        the previous chunk (the first chunk keeps events).
+        """
+        tables = list(ctx["tables"])
+        for k, proj in enumerate(self.projections):
+            if tables[k] is None:
+                continue
+            if proj.source in drive:
+                x = drive[proj.source][start:stop]
+                density = int(torch.count_nonzero(x)) / x.numel()
+            elif start > 0:
+                recent = spikes_out[proj.source][max(0, start - INPUT_CHUNK):start]
+                density = sum(int(torch.count_nonzero(s)) for s in recent) / (len(recent) * batch * proj.n_src)
+            else:
+                continue
+            if not self._events_win(proj, density):
+                tables[k] = None
+        return dict(ctx, tables=tables)
+
+    def _input_effects(self, k, x, batch, ctx):
+        """Effects (steps, batch, channels, n_tgt) of projection ``k`` for its input's values ``x`` (steps, b, n)."""
         proj = self.projections[k]
-        x = drive[proj.source][start:stop]
-        x = x.expand(stop - start, batch, x.shape[2]).reshape((stop - start) * batch, x.shape[2])
-        out = self._propagate_events(ctx["tables"][k], x, proj.n_tgt)
-        return out.reshape(stop - start, batch, *out.shape[1:])
+        steps, rows = x.shape[0], x.shape[0] * x.shape[1]
+        flat = x.reshape(rows, x.shape[2])
+        table = ctx["tables"][k]
+        if table is not None:
+            out = self._propagate_events(table, flat, proj.n_tgt)
+        else:
+            ops = ctx["ops"][k]
+            mats = [ops[e][2][g][1] for g in range(len(proj.groups)) for e in range(len(ops))]
+            nonzero = None
+            if not proj.sparse and not flat.requires_grad:
+                nonzero = flat.reshape(-1).nonzero().squeeze(1)
+            if nonzero is not None and nonzero.numel() < SPARSE_INPUT_DENSITY * flat.numel():
+                rows, cols = nonzero.div(flat.shape[1], rounding_mode="floor"), nonzero.remainder(flat.shape[1])
+                values = flat.reshape(-1)[nonzero]
+                outs = [_SparseInputProduct.apply(rows, cols, values, tuple(flat.shape), mat) for mat in mats]
+            else:
+                outs = [self._product(mat, flat, proj.n_tgt) for mat in mats]
+            out = outs[0].unsqueeze(1) if len(outs) == 1 else torch.stack(outs, 1)
+        out = out.reshape(steps, x.shape[1], *out.shape[1:])
+        return out.expand(steps, batch, *out.shape[2:])
 
     # -- compilation -------------------------------------------------------------------------
     def _use_compiled(self, no_grad):
