@@ -11,7 +11,7 @@ DEB_PKGS := dataset-fashion-mnist espeak-ng
 DEMO_OUT ?= results/demo
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast setup bench bench-peers clean-results
+.PHONY: demo test test-fast setup bench bench-peers gpu-check clean-results
 
 # The main job: a heterogeneous network in Brian2, then the SSR study's quick mode
 # (train TTFS networks with and without sparse-firing regularisation, trade-off figures).
@@ -60,3 +60,20 @@ bench-peers: setup
 	$(PIP) install --no-deps $(PEER_PKGS)
 	mkdir -p $(BENCH_OUT)
 	$(PY) bench/peers.py --out $(BENCH_OUT)/peers.json
+
+# On a machine with a CUDA GPU: the CUDA standalone test run for real, and the CUDA rows of
+# every benchmark, each written as JSON to $(BENCH_OUT)/gpu/. Elsewhere it says so and stops.
+GPU_OUT := $(BENCH_OUT)/gpu
+
+gpu-check: setup
+	@if ! nvidia-smi -L 2>/dev/null | grep -q GPU; then \
+		echo "gpu-check: no CUDA GPU here (nvidia-smi -L lists none); skipped"; exit 0; fi; \
+	if ! $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
+		echo "gpu-check: torch $$($(PY) -c 'import torch; print(torch.__version__)') has no CUDA; skipped"; exit 0; fi; \
+	set -e; mkdir -p $(GPU_OUT); \
+	$(PY) -m pytest tests/test_sim_cuda.py -m "slow or gpu" -rA --junitxml=$(GPU_OUT)/test_sim_cuda.xml; \
+	$(PY) bench/peers.py --device cuda --out $(GPU_OUT)/peers.json; \
+	$(PY) bench/dynamics.py --skip-runtime --out $(GPU_OUT)/dynamics.json; \
+	$(PY) bench/simulate.py --out $(GPU_OUT)/simulate.json; \
+	$(PY) bench/ttfs.py --out $(GPU_OUT)/ttfs.json; \
+	$(PY) bench/lyapunov.py --out $(GPU_OUT)/lyapunov.json

@@ -13,6 +13,10 @@ bound (the row's multiply-adds at the single-precision GEMM rate measured in thi
     gradients at batch 1 and 64 (identical samples), eager and compiled, against Brian2's
     ``cpp_standalone`` (compiled once, run time only) per sample.
 
+Rows ``neurocode compiled`` run the step through ``torch.compile`` (runs without gradients:
+inference and COBA); their first run, which compiles, is not timed. ``--device cuda`` runs the
+torch rows on a GPU (``make gpu-check``).
+
 Every framework integrates the same current-based LIF (tau_mem = 10 ms, tau_syn = 5 ms,
 threshold 1, reset to 0) by forward Euler: neurocode with the ``nir_cubalif`` card, Norse with
 ``LIF``/``LIFRecurrent``, snnTorch with ``Synaptic``/``RSynaptic`` and SpikingJelly with
@@ -25,12 +29,14 @@ networks do the same work.
 Usage::
 
     python bench/peers.py [--quick] [--repeats 5] [--threads 1] [--only classifier,recurrent,coba]
-                          [--reference cpp_standalone|runtime] [--out results.json]
+                          [--reference cpp_standalone|cuda_standalone|runtime] [--device cpu|cuda]
+                          [--out results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -74,9 +80,9 @@ class Case:
         return forward + 2 * self.steps * sum(layers) + 2 * self.steps * sum(layers[1:])
 
 
-def sgemm_gflops(n=512):
+def sgemm_gflops(n=512, device="cpu"):
     """Single-precision GEMM rate (GFLOP/s) of one ``n x n`` product, best of three."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(3))
     return 2 * n ** 3 / best / 1e9
@@ -85,10 +91,12 @@ def sgemm_gflops(n=512):
 def _timed(fn):
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def make_data(case, seed=0):
+def make_data(case, seed=0, device="cpu"):
     """Input spikes (T, batch, n_in), labels and the shared weights (float32, SI = dimensionless)."""
     gen = torch.Generator().manual_seed(seed)
     n_in, n_hid, n_out = case.sizes
@@ -98,7 +106,8 @@ def make_data(case, seed=0):
     w_in = (torch.randn(n_hid, n_in, generator=gen) * 0.5 + 0.05) / (DENSITY * n_in) ** 0.5
     w_rec = torch.randn(n_hid, n_hid, generator=gen) * 0.5 / n_hid ** 0.5 if case.recurrent else None
     w_out = (torch.randn(n_out, n_hid, generator=gen) * 0.5 + 0.05) / (0.08 * n_hid) ** 0.5
-    return x, labels, {"in": w_in, "rec": w_rec, "out": w_out}
+    weights = {"in": w_in, "rec": w_rec, "out": w_out}
+    return x.to(device), labels.to(device), {k: None if w is None else w.to(device) for k, w in weights.items()}
 
 
 # -- the networks, one per framework: forward(x) -> (output spikes (T, B, n_out), hidden spikes) --
@@ -109,7 +118,7 @@ def _dense(source, target, w):
     return Projection(source, target, i, j, w.t().reshape(-1).double().numpy(), name=f"{source}_to_{target}")
 
 
-def neurocode_net(case, weights):
+def neurocode_net(case, weights, compile=False):
     n_in, n_hid, n_out = case.sizes
     spec = NetworkSpec(dt=DT, seed=0)
     spec.add_input("in", n_in)
@@ -120,7 +129,7 @@ def neurocode_net(case, weights):
     if case.recurrent:
         spec.add_projection(_dense("hid", "hid", weights["rec"]))
     spec.add_projection(_dense("hid", "out", weights["out"]))
-    runner = NetworkRunner(spec, sparse=False)
+    runner = NetworkRunner(spec, sparse=False, compile=compile, device=weights["in"].device)
 
     def forward(x):
         out = runner(inputs={"in": x})
@@ -145,7 +154,7 @@ def snntorch_net(case, weights):
     else:
         hid = snn.Synaptic(alpha, beta, reset_mechanism="zero")
     out = snn.Synaptic(alpha, beta, reset_mechanism="zero")
-    module = torch.nn.ModuleList([fc_in, hid, fc_out, out])
+    module = torch.nn.ModuleList([fc_in, hid, fc_out, out]).to(weights["in"].device)
 
     def forward(x):
         cur, spikes = fc_in(x), []
@@ -180,7 +189,7 @@ def norse_net(case, weights):
         hid = norse.LIFRecurrent(n_in, n_hid, dt=DT)
         hid.input_weights.data = weights["in"].clone()
         hid.recurrent_weights.data = weights["rec"].clone()
-        module = torch.nn.ModuleList([hid, fc_out, out])
+        module = torch.nn.ModuleList([hid, fc_out, out]).to(weights["in"].device)
 
         def layer_one(x):
             return hid(x)[0]
@@ -188,7 +197,7 @@ def norse_net(case, weights):
         fc_in = torch.nn.Linear(n_in, n_hid, bias=False)
         fc_in.weight.data = weights["in"].clone()
         hid = norse.LIF(dt=DT)
-        module = torch.nn.ModuleList([fc_in, hid, fc_out, out])
+        module = torch.nn.ModuleList([fc_in, hid, fc_out, out]).to(weights["in"].device)
 
         def layer_one(x):
             return hid(fc_in(x))[0]
@@ -220,6 +229,7 @@ def spikingjelly_net(case, weights):
         fc_rec.weight.data = weights["rec"] * scale
         hid.step_mode = "s"
         module.append(fc_rec)
+    module.to(weights["in"].device)
 
     def forward(x):
         functional.reset_net(module)
@@ -236,8 +246,8 @@ def spikingjelly_net(case, weights):
     return module, forward
 
 
-BUILDERS = {"neurocode": neurocode_net, "snntorch": snntorch_net, "norse": norse_net,
-            "spikingjelly": spikingjelly_net}
+BUILDERS = {"neurocode": neurocode_net, "neurocode compiled": functools.partial(neurocode_net, compile=True),
+            "snntorch": snntorch_net, "norse": norse_net, "spikingjelly": spikingjelly_net}
 
 
 def installed_peers():
@@ -264,15 +274,17 @@ def one_batch(case, module, forward, x, labels):
     return run
 
 
-def bench_case(case, frameworks, repeats):
+def bench_case(case, frameworks, repeats, device):
     """``(gflops, rows)`` of one case: runs interleaved (one GEMM timing per round too), best of ``repeats``.
 
     ``rows`` maps each framework to its samples/s and hidden spike rate; ``gflops`` is the best
     GEMM rate of these rounds.
     """
-    x, labels, weights = make_data(case)
+    x, labels, weights = make_data(case, device=device)
     runs = {}
     for name in frameworks:
+        if name == "neurocode compiled" and case.train:  # torch.compile applies to runs without gradients
+            continue
         module, forward = BUILDERS[name](case, weights)
         runs[name] = one_batch(case, module, forward, x, labels)
     hidden = {name: run() for name, run in runs.items()}        # warm-up
@@ -281,7 +293,7 @@ def bench_case(case, frameworks, repeats):
     for _ in range(repeats):
         for name, run in runs.items():
             best[name] = min(best[name], _timed(run))
-        gflops = max(gflops, sgemm_gflops())
+        gflops = max(gflops, sgemm_gflops(2048 if device == "cuda" else 512, device))
     return gflops, {name: {"samples_per_s": case.batch / best[name], "seconds": best[name],
                            "hidden_rate": hidden[name] / (case.batch * case.steps * case.sizes[1])}
                     for name in runs}
@@ -289,7 +301,7 @@ def bench_case(case, frameworks, repeats):
 
 def add_ratios(case, rows, gflops):
     """Each row's ratio to the best peer and fraction of the dense-BLAS bound at ``gflops``."""
-    peers = [r["samples_per_s"] for name, r in rows.items() if name != "neurocode"]
+    peers = [r["samples_per_s"] for name, r in rows.items() if not name.startswith("neurocode")]
     bound = gflops * 1e9 / case.flops()
     for row in rows.values():
         row["vs_best_peer"] = row["samples_per_s"] / max(peers) if peers else float("nan")
@@ -306,7 +318,7 @@ def print_case(title, rows):
 
 
 # -- COBA: torch runner (batch 1 and 64, eager and compiled) vs Brian2 ---------------------------
-def coba_rows(n, duration, batches, repeats, reference, compile):
+def coba_rows(n, duration, batches, repeats, reference, compile, device):
     """Sample-steps per second of the COBA network; the reference is Brian2 (batch 1)."""
     from neurocode.brian import StandaloneSession, simulate
 
@@ -315,14 +327,14 @@ def coba_rows(n, duration, batches, repeats, reference, compile):
     runs = {}
     for batch in batches:
         for compiled in ([False, True] if compile else [False]):
-            runner = NetworkRunner(spec, compile=compiled)
+            runner = NetworkRunner(spec, compile=compiled, device=device)
 
             def run(runner=runner, batch=batch):
                 with torch.no_grad():
                     return int(runner(steps=steps, batch=batch).spikes["coba"].sum())
             runs[f"neurocode B={batch}" + (" compiled" if compiled else "")] = (run, batch)
-    if reference == "cpp_standalone":
-        session = StandaloneSession(spec, duration, "cpp_standalone", threads=1)
+    if reference in ("cpp_standalone", "cuda_standalone"):
+        session = StandaloneSession(spec, duration, reference, threads=1)
 
         def brian():
             res = session.run()
@@ -360,14 +372,16 @@ def print_coba(title, rows, reference):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, one round, Brian2 runtime as the COBA reference (seconds; for tests)")
+                        help="tiny sizes, one round, no compiled rows, Brian2 runtime as the COBA reference "
+                             "(seconds; for tests)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the best counts (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--only", default="classifier,recurrent,coba", help="comma-separated parts to run")
-    parser.add_argument("--reference", choices=["cpp_standalone", "runtime"],
+    parser.add_argument("--reference", choices=["cpp_standalone", "cuda_standalone", "runtime"],
                         help="Brian2 device for COBA (default cpp_standalone; runtime with --quick)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default cpu)")
     parser.add_argument("--coba-duration", type=float, default=0.2, help="simulated s per COBA run (default 0.2)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the compiled COBA rows")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled neurocode rows (torch.compile)")
     parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -376,9 +390,10 @@ def main(argv=None):
     reference = args.reference or ("runtime" if args.quick else "cpp_standalone")
     repeats = 1 if args.quick else args.repeats
     load = os.getloadavg()
-    frameworks = ["neurocode"] + installed_peers()
-    gflops = sgemm_gflops()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), sgemm {gflops:.1f} GFLOP/s, "
+    compile = not (args.quick or args.no_compile)
+    frameworks = ["neurocode"] + (["neurocode compiled"] if compile else []) + installed_peers()
+    gflops = sgemm_gflops(2048 if args.device == "cuda" else 512, args.device)
+    print(f"torch {torch.__version__} on {args.device}, {args.threads} thread(s), sgemm {gflops:.1f} GFLOP/s, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, best of {repeats} interleaved rounds")
     cases = []
     if "classifier" in parts:
@@ -388,11 +403,11 @@ def main(argv=None):
     if "recurrent" in parts:
         sizes, steps, batch = ((700, 32, 20), 10, 8) if args.quick else ((700, 256, 20), 100, 64)
         cases.append(Case("recurrent train", sizes, True, steps, batch, True))
-    results = {"torch": torch.__version__, "threads": args.threads, "sgemm_gflops": gflops,
+    results = {"torch": torch.__version__, "device": args.device, "threads": args.threads, "sgemm_gflops": gflops,
                "load_average": list(load), "repeats": repeats, "quick": args.quick, "cases": {}}
     measured = {}
     for case in cases:
-        best, rows = bench_case(case, frameworks, repeats)
+        best, rows = bench_case(case, frameworks, repeats, args.device)
         gflops = max(gflops, best)
         measured[case.name] = (case, rows)
     print(f"BLAS bound at the best sgemm rate of the run: {gflops:.1f} GFLOP/s")
@@ -406,7 +421,7 @@ def main(argv=None):
     if "coba" in parts:
         n, duration = (200, 0.01) if args.quick else (4000, args.coba_duration)
         batches = (1, 4) if args.quick else (1, 64)
-        rows = coba_rows(n, duration, batches, repeats, reference, compile=not (args.quick or args.no_compile))
+        rows = coba_rows(n, duration, batches, repeats, reference, compile, args.device)
         print_coba(f"coba: {n} neurons, {duration:g} s simulated, no gradients, per sample", rows, reference)
         results["coba"] = {"n": n, "duration": duration, "reference": reference, "rows": rows}
     results["sgemm_gflops"] = gflops

@@ -6,7 +6,7 @@ and, where a GPU is present, cuda_standalone. Run time excludes code generation 
 compilation (for standalone devices: the network loop inside the binary). Prints
 absolute times and ratios from this one run.
 
-    .venv/bin/python bench/simulate.py [--neurons 4000] [--duration 1.0]
+    .venv/bin/python bench/simulate.py [--neurons 4000] [--duration 1.0] [--out results.json]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from neurocode.io import write_json  # noqa: E402
 from neurocode.presets import coba_network  # noqa: E402
 from neurocode.brian import gpu_present, simulate  # noqa: E402
 
@@ -28,6 +29,7 @@ def main(argv=None):
     parser.add_argument("--neurons", type=int, default=4000)
     parser.add_argument("--duration", type=float, default=1.0, help="biological seconds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     spec = coba_network(n_neurons=args.neurons, seed=args.seed)
@@ -51,6 +53,10 @@ def main(argv=None):
     for label, compile_s, run_s, rate, count in rows:
         print(f"{label:28s} {compile_s:10.2f} {run_s:8.3f} {base / run_s:8.2f}x {rate:8.2f} {count:8d}")
     print("speed-up = runtime (cython) run time / this run time, measured in this one process")
+    if args.out:
+        write_json(args.out, {"neurons": args.neurons, "duration": args.duration, "rows": [
+            {"device": label, "compile_s": c, "run_s": r, "speedup": base / r, "rate_hz": rate, "spikes": n}
+            for label, c, r, rate, n in rows]})
     return 0
 
 

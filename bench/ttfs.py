@@ -10,7 +10,7 @@ for one step (forward + backward + Adam) per batch:
 
 Prints samples/s of each on CPU (and CUDA when present) and their ratio, measured in one run.
 
-    python bench/ttfs.py [--batch 128] [--repeats 3]
+    python bench/ttfs.py [--batch 128] [--repeats 3] [--out results.json]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from neurocode.io import write_json
 from neurocode.torch import NetworkRunner
 from neurocode.torch.ttfs import TTFSNetwork
 
@@ -74,14 +75,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"784-400-10 ttfs network, batch {args.batch}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
+    rows = {}
     for device in devices:
         exact, clock, steps = bench(device, args.batch, args.repeats)
+        rows[device] = {"exact_samples_per_s": exact, "clock_samples_per_s": clock, "steps": steps,
+                        "ratio": exact / clock}
         print(f"{device:5s} exact closed form: {exact:9.1f} samples/s | clock-driven surrogate "
               f"(dt = 0.1 ms, {steps} steps): {clock:9.1f} samples/s | ratio {exact / clock:.2f}x")
+    if args.out:
+        write_json(args.out, {"batch": args.batch, "rows": rows})
     return 0
 
 

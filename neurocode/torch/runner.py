@@ -90,6 +90,8 @@ EVENT_CAPACITY_MIN = 8
 #: Steps per chunk: the effects of input spikes are computed for a chunk at once, and the
 #: propagation of each projection (events or matrices) is chosen per chunk.
 INPUT_CHUNK = 256
+#: Steps of the previous chunk whose spikes are counted for a population's spike density.
+DENSITY_SAMPLES = 16
 #: Elements of the per-synapse product held at once when a sparse matrix propagates a chunk.
 SPARSE_CHUNK_ELEMENTS = 2 ** 24
 #: Below this fraction of nonzero input values, a chunk of inputs goes through a dense weight
@@ -821,7 +823,7 @@ class NetworkRunner(torch.nn.Module):
         """``ctx`` keeping the event tables of the projections where events win in steps ``start..stop``.
 
         The spike density of an input is that of the chunk itself; a population's is that of
-        the previous chunk (the first chunk keeps events).
+        :data:`DENSITY_SAMPLES` steps spread over the previous chunk (the first chunk keeps events).
         """
         tables = list(ctx["tables"])
         for k, proj in enumerate(self.projections):
@@ -831,7 +833,8 @@ class NetworkRunner(torch.nn.Module):
                 x = drive[proj.source][start:stop]
                 density = int(torch.count_nonzero(x)) / x.numel()
             elif start > 0:
-                recent = spikes_out[proj.source][max(0, start - INPUT_CHUNK):start]
+                stride = max(1, INPUT_CHUNK // DENSITY_SAMPLES)
+                recent = spikes_out[proj.source][max(0, start - INPUT_CHUNK):start:stride]
                 density = sum(int(torch.count_nonzero(s)) for s in recent) / (len(recent) * batch * proj.n_src)
             else:
                 continue
@@ -852,7 +855,7 @@ class NetworkRunner(torch.nn.Module):
             mats = [ops[e][2][g][1] for g in range(len(proj.groups)) for e in range(len(ops))]
             nonzero = None
             if not proj.sparse and not flat.requires_grad:
-                nonzero = flat.reshape(-1).nonzero().squeeze(1)
+                nonzero = flat.reshape(-1).ne(0).nonzero().squeeze(1)
             if nonzero is not None and nonzero.numel() < SPARSE_INPUT_DENSITY * flat.numel():
                 rows, cols = nonzero.div(flat.shape[1], rounding_mode="floor"), nonzero.remainder(flat.shape[1])
                 values = flat.reshape(-1)[nonzero]
