@@ -380,7 +380,7 @@ def main(argv=None):
     parser.add_argument("--reference", choices=["cpp_standalone", "cuda_standalone", "runtime"],
                         help="Brian2 device for COBA (default cpp_standalone; runtime with --quick)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default cpu)")
-    parser.add_argument("--coba-duration", type=float, default=0.2, help="simulated s per COBA run (default 0.2)")
+    parser.add_argument("--coba-duration", type=float, default=0.1, help="simulated s per COBA run (default 0.1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled neurocode rows (torch.compile)")
     parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args(argv)
