@@ -2,7 +2,8 @@
 
 Event-driven propagation (padded per-source tables) against the matrix product, and the
 ``torch.compile`` step (``NetworkRunner(compile=True)``) against the eager step, on a small
-COBA network with synaptic delays and bursts of activity.
+COBA network with synaptic delays and bursts of activity; the choice between them by spike
+density; sparse input chunks (CSR product) against the dense product, forward and backward.
 """
 
 import logging
@@ -10,8 +11,10 @@ import logging
 import numpy as np
 import pytest
 import torch
+from brian2 import nA
 
 from neurocode.presets import coba_network
+from neurocode.spec import NetworkSpec
 from neurocode.torch import NetworkRunner
 from neurocode.torch import runner as runner_module
 
@@ -67,3 +70,47 @@ def test_compile_is_refused_with_gradients_and_says_so(monkeypatch, caplog):
         out = runner(steps=5)                  # weights require grad: eager, with a warning
     assert out.spikes["coba"].requires_grad
     assert "runs without gradients" in caplog.text
+
+
+def dense_input_spec(n_in=600, n=500):
+    """An input projection above EVENT_DRIVEN_MIN pairs, every pair once (a full matrix)."""
+    spec = NetworkSpec(dt=1e-4, seed=0)
+    spec.add_input("in", n_in)
+    spec.add_population("p", "lif", n)
+    spec.connect("in", "p", p=1.0, weight=0.05 * nA)
+    return spec
+
+
+def test_propagation_is_chosen_by_the_spike_density_of_each_chunk():
+    runner = NetworkRunner(dense_input_spec())
+    assert runner.projections[0].n_src * runner.projections[0].n_tgt > runner_module.EVENT_DRIVEN_MIN
+    ctx = runner.prepare(grad=False)
+    gen = torch.Generator().manual_seed(0)
+    for density, events in ((0.002, True), (0.2, False)):
+        drive = {"in": (torch.rand(100, 4, 600, generator=gen) < density).double()}
+        chosen = runner._chunk_context(ctx, drive, {}, 0, 100, 4)
+        assert (chosen["tables"][0] is not None) is events, density
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_sparse_input_product_gives_the_dense_product(monkeypatch, grad):
+    spec = dense_input_spec(n_in=40, n=30)
+    gen = torch.Generator().manual_seed(1)
+    # analog values: the CSR entries carry them
+    x = (torch.rand(200, 3, 40, generator=gen, dtype=torch.float64) < 0.03).double() * 0.5
+    results = []
+    for density in (0.0, 1.0):     # never / always the sparse (CSR) product
+        monkeypatch.setattr(runner_module, "SPARSE_INPUT_DENSITY", density)
+        runner = NetworkRunner(spec, dtype=torch.float64, sparse=False)
+        with torch.set_grad_enabled(grad):
+            out = runner(inputs={"in": x}, record={"p": ["v"]})
+            if grad:
+                (out.states["p"]["v"].sum() * 1e3 + out.spikes["p"].sum()).backward()
+        results.append((out, runner.weights["n_in_to_p"].grad))
+    (dense, g_dense), (sparse, g_sparse) = results
+    assert dense.spikes["p"].sum() > 10
+    assert torch.equal(dense.spikes["p"], sparse.spikes["p"])
+    torch.testing.assert_close(sparse.states["p"]["v"], dense.states["p"]["v"], rtol=1e-12, atol=1e-15)
+    if grad:
+        assert g_dense.abs().sum() > 0
+        torch.testing.assert_close(g_sparse, g_dense, rtol=1e-9, atol=1e-12)
