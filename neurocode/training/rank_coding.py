@@ -116,23 +116,47 @@ def batches(data, batch_size, shuffle=False, generator=None):
         yield data.batch(order[k:k + batch_size])
 
 
-def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0):
-    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``)."""
+def trainable_populations(names):
+    """Trainable parameters by population from names ``"tau_m"`` (hidden) or ``"out.tau_m"``.
+
+    >>> trainable_populations(["tau_m", "tau_a", "out.tau_m"])
+    {'hidden': ['tau_m', 'tau_a'], 'out': ['tau_m']}
+    """
+    out = {}
+    for name in names:
+        pop, _, param = name.rpartition(".")
+        if pop not in ("", "hidden", "out") or not param:
+            raise ValueError(f"trainable parameter {name!r}: write 'NAME' (hidden population) or "
+                             "'hidden.NAME' / 'out.NAME'")
+        out.setdefault(pop or "hidden", []).append(param)
+    return out
+
+
+def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0,
+                trainable=None):
+    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``).
+
+    ``trainable``: per-neuron card parameters of the spiking model to train (see
+    :func:`trainable_populations`).
+    """
     from neurocode.torch.classifiers import LSTMClassifier, SpikingRCClassifier
     torch.manual_seed(seed)
     if kind == "lstm":
+        if trainable:
+            raise ValueError("trainable card parameters need the spiking model, not the LSTM")
         return LSTMClassifier(n_in, n_classes, hidden, input_dropout=input_dropout)
     if kind == "spiking":
         scale = 6.0 if encoding == "spikes" else 15.0
         return SpikingRCClassifier(n_in, n_classes, hidden, dt=dt, hidden_card=card,
-                                   input_encoding=encoding, input_scale=scale, seed=seed)
+                                   input_encoding=encoding, input_scale=scale, seed=seed,
+                                   trainable=trainable_populations(trainable or ()))
     raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
 
 
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
               activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
-              input_dropout=0.0):
+              input_dropout=0.0, train_params=()):
     """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
 
     The run folder ``out`` (a temporary folder if ``None``) has the trainer's one format
@@ -146,6 +170,9 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     ``thetas``: extra read-out thresholds for the speed-accuracy curve of the trained network.
     The spiking model decides at its first output spike (``theta`` 0.5 in training and
     read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
+    ``train_params`` names card parameters of the spiking model trained per neuron with the
+    weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs); the
+    saved ``spec.npz`` holds their trained values.
 
     Returns
     -------
@@ -170,6 +197,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
               "card": card if model == "spiking" else None}
     if model == "lstm" and input_dropout:
         config["input_dropout"] = input_dropout
+    if train_params:
+        config["train_params"] = list(train_params)
     tmp = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
@@ -182,7 +211,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     write_config(out, config)
     tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
-                      input_dropout=input_dropout if model == "lstm" else 0.0)
+                      input_dropout=input_dropout if model == "lstm" else 0.0, trainable=train_params)
     opt = torch.optim.Adam(net.parameters(), lr)
     objective = rank_coding_loss if mode == "rc" else last_step_loss
 
