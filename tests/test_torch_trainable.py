@@ -1,5 +1,6 @@
 """Trainable per-neuron card parameters: gradients, valid range, export to the spec, Brian2."""
 
+import json
 import math
 
 import numpy as np
@@ -140,7 +141,7 @@ def _train(runner, x, steps=3):
         opt.step()
 
 
-@pytest.mark.parametrize("card", ["lif", "alif"])
+@pytest.mark.parametrize("card", ["lif", pytest.param("alif", marks=pytest.mark.slow)])
 def test_brian2_runs_the_exported_spec_with_the_torch_result(card):
     """Train tau in torch, run the trained runner and Brian2 on the exported spec: same spikes."""
     spec = poisson_spec(card)
@@ -179,6 +180,21 @@ def test_rc_classifier_trains_and_exports_time_constants(tmp_path):
     np.testing.assert_allclose(spec.populations["hidden"].params["tau_m"],
                                hidden.param_tensor("tau_m").detach().double().numpy())
     assert "raw_tau_m" in dict(model.runner.populations["out"].named_parameters())
+
+
+def test_train_run_trains_time_constants_and_saves_them(tmp_path):
+    from neurocode.training.rank_coding import train_run
+    kw = {"epochs": 1, "lr": 1e-2, "batch_size": 100, "hidden": 8, "n_train": 200, "card": "alif"}
+    train_run("noise", "spiking", "rc", **kw, out=tmp_path, train_params=["tau_m", "out.tau_m"], param_lr=0.1)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["train_params"] == ["tau_m", "out.tau_m"] and config["param_lr"] == 0.1
+    trained = NetworkSpec.load(tmp_path / "spec.npz")
+    initial = build_model("spiking", 1, 2, 8, "current", seed=0, card="alif").to_spec()
+    for pop in ("hidden", "out"):
+        change = np.log(trained.populations[pop].params["tau_m"] / initial.populations[pop].params["tau_m"])
+        assert np.abs(change).max() > 0.05          # moved by more than 5 % (two steps at lr 0.1)
+    np.testing.assert_array_equal(trained.populations["hidden"].params["tau_a"],
+                                  initial.populations["hidden"].params["tau_a"])
 
 
 def test_bad_trainable_parameters():

@@ -156,7 +156,7 @@ def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
               activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
-              input_dropout=0.0, train_params=()):
+              input_dropout=0.0, train_params=(), param_lr=None):
     """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
 
     The run folder ``out`` (a temporary folder if ``None``) has the trainer's one format
@@ -171,8 +171,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     The spiking model decides at its first output spike (``theta`` 0.5 in training and
     read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
     ``train_params`` names card parameters of the spiking model trained per neuron with the
-    weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs); the
-    saved ``spec.npz`` holds their trained values.
+    weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs), with
+    learning rate ``param_lr`` (default ``lr``); the saved ``spec.npz`` holds their trained values.
 
     Returns
     -------
@@ -199,6 +199,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         config["input_dropout"] = input_dropout
     if train_params:
         config["train_params"] = list(train_params)
+        config["param_lr"] = lr if param_lr is None else param_lr
     tmp = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
@@ -212,7 +213,12 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
                       input_dropout=input_dropout if model == "lstm" else 0.0, trainable=train_params)
-    opt = torch.optim.Adam(net.parameters(), lr)
+    # trainable card parameters (the only parameters of the runner's population dynamics)
+    cards = list(net.runner.dynamics.parameters()) if train_params else []
+    groups = [{"params": [p for p in net.parameters() if all(p is not q for q in cards)]}]
+    if cards:
+        groups.append({"params": cards, "lr": config["param_lr"]})
+    opt = torch.optim.Adam(groups, lr)
     objective = rank_coding_loss if mode == "rc" else last_step_loss
 
     def loss_fn(m, xb, yb):
