@@ -10,7 +10,7 @@ from brian2 import nA, us
 
 from neurocode.brian import simulate
 from neurocode.cards import load_card
-from neurocode.errors import NetworkSpecError
+from neurocode.errors import ConfigError, NetworkSpecError
 from neurocode.objectives.rank_coding import rank_coding_loss
 from neurocode.spec import NetworkSpec
 from neurocode.torch import NetworkRunner, surrogate
@@ -201,13 +201,16 @@ def test_bad_trainable_parameters():
     spec = small_spec()
     with pytest.raises(NetworkSpecError, match=r"trainable parameters for \['q'\], which are not populations"):
         NetworkRunner(spec, trainable={"q": ["tau_m"]})
-    with pytest.raises(ValueError, match="card 'lif' has no parameter 'tau_x' to train"):
+    with pytest.raises(ConfigError, match="card 'lif' has no parameter 'tau_x' to train"):
         NetworkRunner(spec, trainable={"p": ["tau_x"]})
-    with pytest.raises(ValueError, match="'t_ref' sets the refractory period"):
+    with pytest.raises(ConfigError, match="'t_ref' sets the refractory period"):
         NetworkRunner(spec, trainable={"p": "t_ref"})
-    with pytest.raises(ValueError, match=r"'tau_m' is positive and trains within \(0.000135, 2.97\)"):
+    with pytest.raises(NetworkSpecError, match=r"'tau_m' is positive and trains within \(0.000135, 2.97\)"):
         NetworkRunner(small_spec(tau_m=1 * us), trainable={"p": ["tau_m"]})
-    with pytest.raises(ValueError, match="write 'NAME' \\(hidden population\\) or 'hidden.NAME'"):
+    with pytest.raises(ConfigError, match="write 'NAME' \\(hidden population\\) or 'hidden.NAME'"):
         trainable_populations(["input.tau_m"])
-    with pytest.raises(ValueError, match="need the spiking model, not the LSTM"):
+    with pytest.raises(ConfigError, match="need the spiking model, not the LSTM"):
         build_model("lstm", 2, 2, 4, "current", trainable=["tau_m"])
+    from neurocode.training.rank_coding import train_run
+    with pytest.raises(ConfigError, match=r"param_lr = -1.0: must be a number > 0"):
+        train_run("noise", "spiking", param_lr=-1.0, train_params=["tau_m"])

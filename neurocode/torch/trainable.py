@@ -40,6 +40,8 @@ import torch
 from brian2 import farad, hertz, ohm, second, siemens
 from brian2.utils.stringtools import get_identifiers
 
+from neurocode.errors import ConfigError, NetworkSpecError
+
 #: Positive parameters train within a factor ``exp(LOG_SPAN)`` of their unit, either way.
 LOG_SPAN = 5.0
 #: Dimensions whose values are positive by nature.
@@ -71,30 +73,33 @@ class ParameterMap:
         return self.unit * raw
 
     def raw(self, value):
-        """The unconstrained tensor that gives ``value`` (SI); raises ValueError out of range."""
+        """The unconstrained tensor that gives ``value`` (SI); :class:`NetworkSpecError` out of range."""
         value = torch.as_tensor(value)
         if not torch.isfinite(value).all():
-            raise ValueError(f"trainable parameter '{self.name}' has non-finite values")
+            raise NetworkSpecError(f"trainable parameter '{self.name}' has non-finite values")
         if not self.positive:
             return value / self.unit
         low, high = self.unit * math.exp(-LOG_SPAN), self.unit * math.exp(LOG_SPAN)
         bad = ~((value > low) & (value < high))
         if bad.any():
-            raise ValueError(f"trainable parameter '{self.name}' is positive and trains within "
+            raise NetworkSpecError(f"trainable parameter '{self.name}' is positive and trains within "
                              f"({low:.3g}, {high:.3g}) (SI); got {float(value[bad][0]):.6g}")
         return LOG_SPAN * torch.atanh(torch.log(value / self.unit) / LOG_SPAN)
 
 
 def parameter_map(card, name):
-    """The :class:`ParameterMap` of parameter ``name`` of ``card`` (see the module docstring)."""
+    """The :class:`ParameterMap` of parameter ``name`` of ``card`` (see the module docstring).
+
+    Raises :class:`~neurocode.errors.ConfigError` for a parameter that cannot be trained.
+    """
     if name not in card.defaults:
-        raise ValueError(f"card '{card.name}' has no parameter '{name}' to train; it has {card.parameters}")
+        raise ConfigError(f"card '{card.name}' has no parameter '{name}' to train; it has {card.parameters}")
     if card.refractory and name in get_identifiers(card.refractory):
-        raise ValueError(f"card '{card.name}': '{name}' sets the refractory period ('{card.refractory}'), "
+        raise ConfigError(f"card '{card.name}': '{name}' sets the refractory period ('{card.refractory}'), "
                          "a whole number of steps that no gradient reaches; it cannot be trained")
     default = abs(float(card.defaults[name]))
     if default == 0:
-        raise ValueError(f"card '{card.name}': parameter '{name}' defaults to 0, which gives no unit to "
+        raise ConfigError(f"card '{card.name}': parameter '{name}' defaults to 0, which gives no unit to "
                          "train it in; give the card a nonzero default of the right magnitude")
     het = card.heterogeneity.get(name)
     positive = card.defaults[name].dim in POSITIVE_DIMS or (het is not None and het.support_low >= 0)

@@ -31,6 +31,7 @@ OPTIONS = {
     "batch_size": Option(int, low=1), "hidden": Option(int, low=1), "seed": Option(int, low=0),
     "n_train": Option(int, low=1, nullable=True), "activation": Option(str, choices=("sigmoid", "softmax")),
     "card": Option(str), "input_dropout": Option(float, low=0, high=1, high_inclusive=False),
+    "param_lr": Option(float, low=0, inclusive=False, nullable=True),
 }
 
 
@@ -126,7 +127,7 @@ def trainable_populations(names):
     for name in names:
         pop, _, param = name.rpartition(".")
         if pop not in ("", "hidden", "out") or not param:
-            raise ValueError(f"trainable parameter {name!r}: write 'NAME' (hidden population) or "
+            raise ConfigError(f"trainable parameter {name!r}: write 'NAME' (hidden population) or "
                              "'hidden.NAME' / 'out.NAME'")
         out.setdefault(pop or "hidden", []).append(param)
     return out
@@ -143,7 +144,7 @@ def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="
     torch.manual_seed(seed)
     if kind == "lstm":
         if trainable:
-            raise ValueError("trainable card parameters need the spiking model, not the LSTM")
+            raise ConfigError("trainable card parameters need the spiking model, not the LSTM")
         return LSTMClassifier(n_in, n_classes, hidden, input_dropout=input_dropout)
     if kind == "spiking":
         scale = 6.0 if encoding == "spikes" else 15.0
@@ -188,7 +189,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
 
     check_table({"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta, "epochs": epochs,
                  "lr": lr, "batch_size": batch_size, "hidden": hidden, "seed": seed, "n_train": n_train,
-                 "activation": activation, "card": card, "input_dropout": input_dropout}, OPTIONS, "")
+                 "activation": activation, "card": card, "input_dropout": input_dropout, "param_lr": param_lr},
+                OPTIONS, "")
     if model == "spiking":
         theta, thetas = 0.5, None
     config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,

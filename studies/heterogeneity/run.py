@@ -23,6 +23,7 @@ Writes ``docs/figures/heterogeneity_{runs,tau,brian2}.csv``, the figure
 """
 
 import argparse
+import copy
 import logging
 from pathlib import Path
 
@@ -90,10 +91,12 @@ def unrolled_input(spec, x):
     i = np.concatenate([np.full(syn[f].size, r) for r, f in zip(rows, feature)])
     j = np.concatenate([proj.j[syn[f]] for f in feature])
     w = np.concatenate([proj.weights[syn[f]] * x[s, f] for s, f in zip(frame, feature)])
-    spikes = InputPopulation("in", steps * n_in, np.arange(steps * n_in), np.repeat(np.arange(steps), n_in) * spec.dt)
-    return NetworkSpec(spec.dt, spec.seed, spec.populations, {"in": spikes},
-                       [Projection("in", proj.target, i, j, w, name=proj.name)]
-                       + [p for p in spec.projections if p.source != "in"], spec.metadata)
+    out = copy.copy(spec)
+    out.inputs = {"in": InputPopulation("in", steps * n_in, np.arange(steps * n_in),
+                                        np.repeat(np.arange(steps), n_in) * spec.dt)}
+    out.projections = [Projection("in", proj.target, i, j, w, name=proj.name)] + \
+        [p for p in spec.projections if p.source != "in"]
+    return out
 
 
 def first_output(spikes):
