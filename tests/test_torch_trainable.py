@@ -1,7 +1,7 @@
 """Trainable per-neuron card parameters: gradients, valid range, export to the spec, Brian2."""
 
-import json
 import math
+import tomllib
 
 import numpy as np
 import pytest
@@ -186,9 +186,9 @@ def test_train_run_trains_time_constants_and_saves_them(tmp_path):
     from neurocode.training.rank_coding import train_run
     kw = {"epochs": 1, "lr": 1e-2, "batch_size": 100, "hidden": 8, "n_train": 200, "card": "alif"}
     train_run("noise", "spiking", "rc", **kw, out=tmp_path, train_params=["tau_m", "out.tau_m"], param_lr=0.1)
-    config = json.loads((tmp_path / "config.json").read_text())
+    config = tomllib.loads((tmp_path / "config.toml").read_text())
     assert config["train_params"] == ["tau_m", "out.tau_m"] and config["param_lr"] == 0.1
-    trained = NetworkSpec.load(tmp_path / "spec.npz")
+    trained = NetworkSpec.load(tmp_path / "network.npz")
     initial = build_model("spiking", 1, 2, 8, "current", seed=0, card="alif").to_spec()
     for pop in ("hidden", "out"):
         change = np.log(trained.populations[pop].params["tau_m"] / initial.populations[pop].params["tau_m"])

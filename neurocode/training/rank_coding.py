@@ -173,7 +173,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
     ``train_params`` names card parameters of the spiking model trained per neuron with the
     weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs), with
-    learning rate ``param_lr`` (default ``lr``); the saved ``spec.npz`` holds their trained values.
+    learning rate ``param_lr`` (default ``lr``); the saved ``network.npz`` holds their trained values.
 
     Returns
     -------

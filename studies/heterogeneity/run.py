@@ -8,7 +8,7 @@ hidden neurons, ``train_run(train_params=...)``). Both start from the same netwo
 seed (same weights, same sampled time constants). Every run trains in its own folder under
 ``results/heterogeneity/<preset>/`` (checkpoints, resume; a finished run is read back).
 
-Then the learned network of the first seed is exported (``spec.npz``) and run in Brian2
+Then the learned network of the first seed is exported (``network.npz``) and run in Brian2
 (runtime device, numpy target, float64) on test samples; its spikes are compared with the
 torch runner on the same spec. The keyword inputs are analog (each frame's features scale
 the input weights' effect on ``I_syn``), which Brian2 receives as one input neuron per
@@ -37,6 +37,7 @@ from neurocode.io import atomic_path
 from neurocode.reporting import markdown_table, replace_block
 from neurocode.spec import InputPopulation, NetworkSpec, Projection
 from neurocode.torch import NetworkRunner
+from neurocode.training.loop import NETWORK
 from neurocode.training.rank_coding import load_task, train_run
 
 ROOT = Path(__file__).resolve().parent.parents[1]
@@ -70,7 +71,7 @@ def train_all(cfg, out):
             runs.append({"condition": condition, "seed": seed, "accuracy": m["accuracy"],
                          "mean_decision_step": m["mean_decision_step"] + 1,
                          "epoch_seconds": m["epoch_seconds"]})
-            spec = NetworkSpec.load(folder / "spec.npz")
+            spec = NetworkSpec.load(folder / NETWORK)
             stages = [("learned", spec)] if learned else [("initial", spec)]
             for stage, s in stages:
                 for name in LEARNED:
@@ -169,7 +170,7 @@ def main():
     cfg = PRESETS[args.preset]
     out = Path(args.out or ROOT / "results" / "heterogeneity" / args.preset)
     runs, taus = train_all(cfg, out)
-    spec = NetworkSpec.load(out / f"learned-s{cfg['seeds'][0]}" / "spec.npz")
+    spec = NetworkSpec.load(out / f"learned-s{cfg['seeds'][0]}" / NETWORK)
     _, test, *_ = load_task("keywords", cfg["seeds"][0])
     x, _ = test.batch(torch.arange(cfg["n_brian"]))
     check = brian_check(spec, x.double().numpy())
