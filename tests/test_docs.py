@@ -9,7 +9,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: Pages whose ```python blocks are executed here (ssr.md and validate.md are run by their
 #: own tests); those that compile a standalone project or train are marked slow.
 PAGES = ["../README.md", "model-cards.md", "rank-coding.md", "lyapunov.md", "nir.md", "cluster.md",
-         "trust.md",
+         "trust.md", "heterogeneity.md",
          pytest.param("simulate.md", marks=pytest.mark.slow),
          pytest.param("torch-dynamics.md", marks=pytest.mark.slow)]
 

@@ -29,6 +29,11 @@ def register(sub):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=125)
     p.add_argument("--card", default="alif", help="hidden card of the spiking model")
+    p.add_argument("--train-params", nargs="+", default=[], metavar="NAME",
+                   help="spiking model: card parameters trained per neuron with the weights, e.g. "
+                        "'tau_m tau_a' (hidden population) or 'out.tau_m' (outputs)")
+    p.add_argument("--param-lr", type=float, default=None,
+                   help="learning rate of the --train-params (default: --lr)")
     p.add_argument("--input-dropout", type=float, default=0.0,
                    help="LSTM: probability of dropping each input at each training step")
     p.add_argument("--n-train", type=int, default=None)
@@ -44,7 +49,8 @@ def run(args):
     m = train_run(args.task, args.model, args.mode, args.theta, args.beta, args.epochs, args.lr,
                   args.batch_size, args.hidden, args.seed, args.n_train, out=args.out,
                   activation=args.activation, card=args.card, resume=args.resume,
-                  progress=args.progress, input_dropout=args.input_dropout)
+                  progress=args.progress, input_dropout=args.input_dropout, train_params=args.train_params,
+                  param_lr=args.param_lr)
     out = {k: m[k] for k in ("task", "model", "mode", "accuracy", "steps_saved_frac", "epoch_seconds")}
     out["mean_decision_step_1based"] = m["mean_decision_step"] + 1
     out["steps"] = m["steps"]

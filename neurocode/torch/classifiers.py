@@ -109,6 +109,9 @@ class SpikingRCClassifier(nn.Module):
         Seeds the heterogeneous parameters and the initial weights.
     spike_fn : SpikeFunction, optional
         Surrogate spike function of the runner.
+    trainable : dict of str -> sequence of str, optional
+        Card parameters trained per neuron, by population (``"hidden"``, ``"out"``), e.g.
+        ``{"hidden": ["tau_m"]}``; see :class:`~neurocode.torch.runner.NetworkRunner`.
     """
 
     #: Trainable weights are in nA (the lif/alif cards' weight unit is amp).
@@ -116,7 +119,7 @@ class SpikingRCClassifier(nn.Module):
 
     def __init__(self, n_in, n_classes, hidden=128, dt=1e-3, hidden_card="alif", output_card="lif",
                  input_scale=6.0, rec_scale=2.0, out_scale=1.0, gain=5.0, input_encoding="spikes",
-                 seed=0, spike_fn=None):
+                 seed=0, spike_fn=None, trainable=None):
         super().__init__()
         from neurocode.spec import NetworkSpec, Projection
         from neurocode.torch.runner import NetworkRunner
@@ -142,7 +145,8 @@ class SpikingRCClassifier(nn.Module):
         i, j = np.nonzero(~np.eye(self.hidden, dtype=bool))
         spec.add_projection(Projection("hidden", "hidden", i, j, w_rec[i, j]))
         spec.add_projection(Projection.from_dense("hidden", "out", init(self.hidden, self.n_classes, out_scale) * unit))
-        self.runner = NetworkRunner(spec, spike_fn=spike_fn, propagation="matrix", weight_unit=unit)
+        self.runner = NetworkRunner(spec, spike_fn=spike_fn, propagation="matrix", weight_unit=unit,
+                                    trainable=trainable)
         self._ctx = None
 
     def initial_state(self, batch):
@@ -177,7 +181,8 @@ class SpikingRCClassifier(nn.Module):
         return torch.stack(outs, 1)
 
     def to_spec(self, steps=None, theta=0.5, activation="sigmoid", **metadata):
-        """The trained network as a :class:`~neurocode.spec.NetworkSpec` (weights in amps).
+        """The trained network as a :class:`~neurocode.spec.NetworkSpec` (weights in amps,
+        trained parameters in ``params``).
 
         The spec's typed fields record the input encoding (``steps`` frames of ``dt``) and the
         read-out (first output spike; gain, ``theta`` and activation of the logits), so a

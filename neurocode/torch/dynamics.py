@@ -54,6 +54,7 @@ from brian2.core.namespace import DEFAULT_UNITS
 
 from neurocode.torch.codegen import (TranslationError, compile_block, fold_true, hoist_invariants,
                                          make_namespace, parse_statements)
+from neurocode.torch.trainable import parameter_map
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +144,14 @@ class PopulationDynamics(torch.nn.Module):
         Per-neuron initial values (SI, shape ``(n,)`` or scalar) of state variables, as a
         :class:`~neurocode.spec.Population` stores them; variables not given take the card's
         ``[neuron.initial]`` (0 where it has none).
+    trainable : sequence of str
+        Parameters trained per neuron: each is an ``nn.Parameter`` ``raw_<name>`` mapped onto
+        its valid range (:mod:`neurocode.torch.trainable`); the others are buffers
+        ``param_<name>``. ``threshold_scale`` stays as computed from the initial values.
     """
 
     def __init__(self, card, params=None, dt=1e-4, spike_fn=None, detach_reset=False,
-                 dtype=torch.float32, device="cpu", n=None, generator=None, initial=None):
+                 dtype=torch.float32, device="cpu", n=None, generator=None, initial=None, trainable=()):
         super().__init__()
         card = card if isinstance(card, ModelCard) else load_card(card)
         self.card, self.dt, self.dtype = card, float(dt), dtype
@@ -155,7 +160,7 @@ class PopulationDynamics(torch.nn.Module):
         self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
         self.detach_reset = bool(detach_reset)
         self.generator = generator
-        self.n = self._init_params(params or {}, n, device)
+        self.n = self._init_params(params or {}, n, device, trainable)
         eqs = card.full_equations
         self.state_names = [eq.varname for eq in eqs.ordered
                             if eq.type == DIFFERENTIAL_EQUATION or
@@ -181,7 +186,7 @@ class PopulationDynamics(torch.nn.Module):
         self.to(device)
 
     # -- construction ------------------------------------------------------------------------
-    def _init_params(self, params, n, device):
+    def _init_params(self, params, n, device, trainable):
         card = self.card
         unknown = set(params) - set(card.defaults)
         if unknown:
@@ -193,12 +198,18 @@ class PopulationDynamics(torch.nn.Module):
             raise ValueError(f"cannot tell the population size from parameters of sizes {sorted(sizes)}"
                              + ("" if sizes else "; pass n="))
         size = sizes.pop()
-        self._param_names = list(card.defaults)
+        #: name -> ParameterMap of the trainable parameters
+        names = (trainable,) if isinstance(trainable, str) else trainable
+        self.trainable = {name: parameter_map(card, name) for name in dict.fromkeys(names)}
+        self._param_names = [name for name in card.defaults if name not in self.trainable]
         for name, default in card.defaults.items():
             value = params.get(name, float(default))
-            value = torch.as_tensor(np.broadcast_to(np.asarray(value, dtype=np.float64), (size,)).copy(),
-                                    dtype=self.dtype)
-            self.register_buffer(f"param_{name}", value)
+            value = np.broadcast_to(np.asarray(value, dtype=np.float64), (size,)).copy()
+            if name in self.trainable:
+                raw = self.trainable[name].raw(torch.as_tensor(value)).to(self.dtype)
+                self.register_parameter(f"raw_{name}", torch.nn.Parameter(raw))
+            else:
+                self.register_buffer(f"param_{name}", torch.as_tensor(value, dtype=self.dtype))
         self.register_buffer("index", torch.arange(size, dtype=self.dtype))
         return size
 
@@ -213,17 +224,25 @@ class PopulationDynamics(torch.nn.Module):
             self.register_buffer(f"initial_{name}", torch.as_tensor(value, dtype=self.dtype))
 
     def param_tensor(self, name):
-        """The per-neuron tensor (n,) of parameter ``name`` (SI units)."""
+        """The per-neuron tensor (n,) of parameter ``name`` (SI units; trainable ones carry gradients)."""
+        if name in self.trainable:
+            return self.trainable[name].value(getattr(self, f"raw_{name}"))
         return getattr(self, f"param_{name}")
 
     @property
     def params(self):
-        """Parameters as a dict name -> tensor (n,) (cached; refreshed by ``.to()``)."""
+        """Parameters as a dict name -> tensor (n,).
+
+        The fixed ones are cached (refreshed by ``.to()``); trainable ones are mapped from
+        their current ``raw_<name>`` at every call, so gradients reach them.
+        """
         cache = self.__dict__.get("_param_cache")
         if cache is None:
             cache = {name: self.param_tensor(name) for name in self._param_names}
             self.__dict__["_param_cache"] = cache
-        return cache
+        if not self.trainable:
+            return cache
+        return {**cache, **{name: self.param_tensor(name) for name in self.trainable}}
 
     @property
     def spiking(self):

@@ -293,11 +293,15 @@ class NetworkRunner(torch.nn.Module):
         With ``compile=True``: time steps per compiled call (default 1). More steps per call
         save per-call overhead; the graph is unrolled, so compilation takes about this many
         times longer. Runs that record states go step by step.
+    trainable : dict of str -> sequence of str, optional
+        Card parameters trained per neuron, by population (``{"hidden": ["tau_m"]}``): each
+        becomes an ``nn.Parameter`` kept in its valid range (:mod:`neurocode.torch.trainable`);
+        :meth:`to_spec` writes the trained values into the populations' ``params``.
     """
 
     def __init__(self, spec, spike_fn=None, detach_reset=False, dtype=torch.float32, device="cpu",
                  sparse="auto", propagation="auto", weight_unit=1.0, generator=None, compile=False,
-                 compile_options=None, compile_steps=1):
+                 compile_options=None, compile_steps=1, trainable=None):
         super().__init__()
         if propagation not in PROPAGATION:
             raise ValueError(f"propagation must be one of {PROPAGATION}, got {propagation!r}")
@@ -311,10 +315,16 @@ class NetworkRunner(torch.nn.Module):
         self.spec, self.dt, self.dtype = spec, float(spec.dt), dtype
         self.propagation, self.weight_unit = propagation, float(weight_unit)
         self.spike_fn = spike_fn if spike_fn is not None else _surrogate.superspike(25.0)
+        trainable = dict(trainable or {})
+        unknown = set(trainable) - set(spec.populations)
+        if unknown:
+            raise NetworkSpecError(f"trainable parameters for {sorted(unknown)}, which are not populations "
+                                   f"of the spec ({sorted(spec.populations)})")
         self.dynamics = torch.nn.ModuleDict({
             self._key(name): PopulationDynamics(pop.card, pop.params, self.dt, spike_fn=self.spike_fn,
                                                 detach_reset=detach_reset, dtype=dtype, device=device,
-                                                generator=generator, initial=pop.initial)
+                                                generator=generator, initial=pop.initial,
+                                                trainable=trainable.get(name, ()))
             for name, pop in spec.populations.items()})
         self.weights = torch.nn.ParameterDict()
         self.projections = []
@@ -897,8 +907,14 @@ class NetworkRunner(torch.nn.Module):
         return min(cap, batch * proj.n_src)
 
     def to_spec(self):
-        """A copy of the spec with the current (trained) weights."""
+        """A copy of the spec with the current (trained) weights and trainable parameters (SI)."""
         spec = copy.copy(self.spec)
+        spec.populations = dict(spec.populations)
+        for name, dyn in self.populations.items():
+            if dyn.trainable:
+                pop = spec.populations[name] = copy.copy(spec.populations[name])
+                pop.params = {**pop.params, **{key: dyn.param_tensor(key).detach().cpu().double().numpy().copy()
+                                               for key in dyn.trainable}}
         spec.projections = []
         for proj in self.spec.projections:
             new = copy.copy(proj)

@@ -31,6 +31,7 @@ OPTIONS = {
     "batch_size": Option(int, low=1), "hidden": Option(int, low=1), "seed": Option(int, low=0),
     "n_train": Option(int, low=1, nullable=True), "activation": Option(str, choices=("sigmoid", "softmax")),
     "card": Option(str), "input_dropout": Option(float, low=0, high=1, high_inclusive=False),
+    "param_lr": Option(float, low=0, inclusive=False, nullable=True),
 }
 
 
@@ -116,23 +117,47 @@ def batches(data, batch_size, shuffle=False, generator=None):
         yield data.batch(order[k:k + batch_size])
 
 
-def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0):
-    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``)."""
+def trainable_populations(names):
+    """Trainable parameters by population from names ``"tau_m"`` (hidden) or ``"out.tau_m"``.
+
+    >>> trainable_populations(["tau_m", "tau_a", "out.tau_m"])
+    {'hidden': ['tau_m', 'tau_a'], 'out': ['tau_m']}
+    """
+    out = {}
+    for name in names:
+        pop, _, param = name.rpartition(".")
+        if pop not in ("", "hidden", "out") or not param:
+            raise ConfigError(f"trainable parameter {name!r}: write 'NAME' (hidden population) or "
+                             "'hidden.NAME' / 'out.NAME'")
+        out.setdefault(pop or "hidden", []).append(param)
+    return out
+
+
+def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="alif", input_dropout=0.0,
+                trainable=None):
+    """An :class:`LSTMClassifier` (``kind="lstm"``) or :class:`SpikingRCClassifier` (``"spiking"``).
+
+    ``trainable``: per-neuron card parameters of the spiking model to train (see
+    :func:`trainable_populations`).
+    """
     from neurocode.torch.classifiers import LSTMClassifier, SpikingRCClassifier
     torch.manual_seed(seed)
     if kind == "lstm":
+        if trainable:
+            raise ConfigError("trainable card parameters need the spiking model, not the LSTM")
         return LSTMClassifier(n_in, n_classes, hidden, input_dropout=input_dropout)
     if kind == "spiking":
         scale = 6.0 if encoding == "spikes" else 15.0
         return SpikingRCClassifier(n_in, n_classes, hidden, dt=dt, hidden_card=card,
-                                   input_encoding=encoding, input_scale=scale, seed=seed)
+                                   input_encoding=encoding, input_scale=scale, seed=seed,
+                                   trainable=trainable_populations(trainable or ()))
     raise ValueError(f"unknown model '{kind}'; choose 'lstm' or 'spiking'")
 
 
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
               activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
-              input_dropout=0.0):
+              input_dropout=0.0, train_params=(), param_lr=None):
     """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
 
     The run folder ``out`` (a temporary folder if ``None``) has the trainer's one format
@@ -146,6 +171,9 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     ``thetas``: extra read-out thresholds for the speed-accuracy curve of the trained network.
     The spiking model decides at its first output spike (``theta`` 0.5 in training and
     read-out); ``thetas`` is ignored for it. ``input_dropout`` applies to the LSTM only.
+    ``train_params`` names card parameters of the spiking model trained per neuron with the
+    weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs), with
+    learning rate ``param_lr`` (default ``lr``); the saved ``network.npz`` holds their trained values.
 
     Returns
     -------
@@ -161,7 +189,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
 
     check_table({"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta, "epochs": epochs,
                  "lr": lr, "batch_size": batch_size, "hidden": hidden, "seed": seed, "n_train": n_train,
-                 "activation": activation, "card": card, "input_dropout": input_dropout}, OPTIONS, "")
+                 "activation": activation, "card": card, "input_dropout": input_dropout, "param_lr": param_lr},
+                OPTIONS, "")
     if model == "spiking":
         theta, thetas = 0.5, None
     config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
@@ -170,6 +199,9 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
               "card": card if model == "spiking" else None}
     if model == "lstm" and input_dropout:
         config["input_dropout"] = input_dropout
+    if train_params:
+        config["train_params"] = list(train_params)
+        config["param_lr"] = lr if param_lr is None else param_lr
     tmp = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
@@ -182,8 +214,13 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     write_config(out, config)
     tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
-                      input_dropout=input_dropout if model == "lstm" else 0.0)
-    opt = torch.optim.Adam(net.parameters(), lr)
+                      input_dropout=input_dropout if model == "lstm" else 0.0, trainable=train_params)
+    # trainable card parameters (the only parameters of the runner's population dynamics)
+    cards = list(net.runner.dynamics.parameters()) if train_params else []
+    groups = [{"params": [p for p in net.parameters() if all(p is not q for q in cards)]}]
+    if cards:
+        groups.append({"params": cards, "lr": config["param_lr"]})
+    opt = torch.optim.Adam(groups, lr)
     objective = rank_coding_loss if mode == "rc" else last_step_loss
 
     def loss_fn(m, xb, yb):
