@@ -61,7 +61,7 @@ def test_round_trip_is_identical(tmp_path):
     ("alif", {"t_ref": "0*ms"}, r"(?s)reset 'v = v_reset.theta \+= beta' is not the single statement 'v = expression'"),
     ("coba_lif", {"t_ref": "0*ms"}, r"(?s)on_pre 'g_e_post \+= .*' does not add the weight to one variable"),
     ("izhikevich", {}, r"threshold 'v >= v_peak' is not 'v > expression'"),
-    ("ttfs", {}, r"threshold 'v >= v_th and fired == 0' is not 'v > expression'"),
+    ("ttfs", {}, r"threshold '\(v >= v_th or t - t_start .*\) and fired == 0' is not 'v > expression'"),
     ("nir_cubaif", {"tau_syn": "1*ms"}, r"IF\) needs tau_syn = dt"),
 ])
 def test_cards_without_nir_counterpart_are_refused(card, overrides, match):

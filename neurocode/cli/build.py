@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from neurocode.errors import NetworkSpecError
+from neurocode.cli.simulate import SEED, SIZE
+from neurocode.errors import ConfigError
 from neurocode.units import parse_time
 
 
@@ -22,9 +23,9 @@ def register(sub):
     parser.add_argument("--out", required=True, help="project folder")
     parser.add_argument("--duration", default="1*second",
                         help="simulated time, seconds or a Brian2 quantity like '500*ms' (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=200,
-                        help="neurons in a card's default network (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of a card's default network (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"neurons in a card's default network (default: {SIZE})")
+    parser.add_argument("--seed", type=int, default=None, help=f"seed of a card's default network (default: {SEED})")
     parser.add_argument("--record", default="", help="comma-separated state variables to record, e.g. v,I_syn")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp_standalone")
     parser.add_argument("--no-bundle", action="store_true",
@@ -47,8 +48,8 @@ def run(args):
         print(f"{out}: {len(run_args)} arrays of new data for the next 'sh {out / 'run.sh'}'")
         return 0
     duration = parse_time(args.duration, "--duration")
-    if not duration > 0:
-        raise NetworkSpecError(f"--duration must be > 0, got {args.duration!r}")
+    if not 0 < duration < float("inf"):
+        raise ConfigError(f"--duration must be > 0 s and finite, got {args.duration!r}")
     spec = load_spec(args.model, args.size, args.seed, duration)
     build_project(spec, args.device, out, duration, record=parse_record(spec, args.record), threads=args.threads,
                   bundle_libraries=not args.no_bundle)
