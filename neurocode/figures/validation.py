@@ -107,12 +107,12 @@ def engine_agreement(table, path):
             ax.annotate(f"{100 * value:.1f}", (bar.get_x() + bar.get_width() / 2, 100 * value), ha="center",
                         va="bottom", fontsize=7)
     ax.set_xticks(x, networks)
-    ax.set(ylabel="% of test images", ylim=(0, 112))
-    ax.legend(frameon=False, fontsize=8, ncol=3, loc="upper center")
+    ax.set(ylabel="% of test images", ylim=(0, 105))
+    ax.legend(frameon=False, fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     for k, (col, label, color) in enumerate((("hidden_spikes_torch", "torch", "#7f8c8d"),
                                              ("hidden_spikes_brian2", "Brian2", "#2c3e50"))):
         ax_sp.bar(x + (k - 0.5) * 0.4, table[col], 0.4, label=label, color=color)
     ax_sp.set_xticks(x, networks)
     ax_sp.set(ylabel="spikes per hidden neuron per image")
-    ax_sp.legend(frameon=False, fontsize=8)
+    ax_sp.legend(frameon=False, fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return save_figure(fig, path, table)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -65,6 +66,12 @@ def _key(settings):
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _cpu_s():
+    """CPU seconds used by this process and its finished children (workers, compilers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def staged(folder, settings, work):
     """Result of ``work(folder)``, reused from ``folder/stage.json`` when it ran with ``settings``."""
     from neurocode.io import write_json
@@ -76,9 +83,9 @@ def staged(folder, settings, work):
             log.info("%s: reusing the finished stage in %s", folder.name, folder)
             return saved["result"]
     folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     result = work(folder)
-    result["wall_s"] = time.perf_counter() - start
+    result.update(wall_s=time.perf_counter() - start, cpu_s=_cpu_s() - cpu, load_average=os.getloadavg()[0])
     write_json(record, {"settings": settings, "result": result})
     return json.loads(record.read_text())["result"]
 
