@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -66,7 +67,7 @@ def demo_report(tmp_path):
         from narrative import report_sections
     finally:
         sys.path.remove(str(DEMO))
-    settings = {"network": {"card": "lif", "duration_s": 1.0}, "lyapunov": {"rtol": 0.05},
+    settings = {"network": {"card": "lif", "duration_s": 1.0}, "lyapunov": {"rtol": 0.05, "atol_per_s": 2.0},
                 "training": {"hidden": 100, "train_subset": 100, "test_subset": 50, "epochs": 1}}
     title, intro, sections = report_sections(fake_results(tmp_path), settings)
     return write_report(tmp_path / "report.html", title, sections, intro)
@@ -111,3 +112,25 @@ def test_every_image_loads_in_headless_chromium(demo_report, tmp_path):
     # the probe sees a broken image: one data URI cut short no longer decodes
     broken = re.sub(r'(<img src="data:image/png;base64,)([^"]{60})[^"]*"', r'\1\2"', page, count=1)
     assert _loaded_images(broken, tmp_path) == "images=5 loaded=4"
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_the_report_and_reuses_finished_stages(tmp_path):
+    """``run.py --quick``: every stage, the report and summary; a second run recomputes nothing."""
+    out = tmp_path / "demo"
+    command = [sys.executable, str(DEMO / "run.py"), "--quick", "--out", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert [line[:5] for line in first.stdout.splitlines() if line.startswith("[")] == \
+        ["[1/4]", "[2/4]", "[3/4]", "[3/4]", "[4/4]"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= {"network", "training", "brian2", "lyapunov", "wall_s"}
+    assert {row["network"] for row in summary["brian2"]["networks"]} == {"no SSR", "M-SSR"}
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 5
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/stage.json")}
+    assert len(stamps) == 4
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stderr.count("reusing the finished stage") == 4
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/stage.json")} == stamps

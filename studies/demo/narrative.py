@@ -98,8 +98,8 @@ def lyapunov_section(r, s):
     lam, se = r["exponents_per_s"], r["stderr_per_s"]
     table = pd.DataFrame([{"i": i + 1, "λ_i (1/s)": f"{x:.2f}", "± s.e.": f"{e:.2f}"}
                           for i, (x, e) in enumerate(zip(lam, se))][:6])
-    verdict = (f"converged after {r['t_averaged_s']:g} s of averaging (drift and standard error within "
-               f"{100 * s['rtol']:g} %)" if r["converged"] else
+    verdict = (f"converged after {r['t_averaged_s']:g} s of averaging (drift and standard error of every exponent "
+               f"within {100 * s['rtol']:g} % or {s['atol_per_s']:g} 1/s)" if r["converged"] else
                f"did NOT converge within the cap of {r['t_averaged_s']:g} s: the bars are wider than asked")
     text = (f"Back to the stage-1 network: its Lyapunov spectrum, measured on the same torch engine with "
             f"exact spike-time (saltation) corrections, under a frozen Poisson drive with the input's mean rate "
