@@ -114,6 +114,43 @@ def test_every_image_loads_in_headless_chromium(demo_report, tmp_path):
     assert _loaded_images(broken, tmp_path) == "images=5 loaded=4"
 
 
+def test_heterogeneity_raster_puts_excitatory_above_and_sorts_by_tau(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from neurocode.brian import SimResult
+    from neurocode.figures.activity import heterogeneity_raster, rates_by_type
+
+    tau = np.array([30, 10, 20, 40, 15, 25]) * 1e-3
+    idx = np.array([0, 1, 2, 3, 4, 5, 5, 1])
+    times = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.9, 0.5])
+    result = SimResult(spikes={"net": (idx, times)}, states={}, t=np.zeros(0), duration=1.0,
+                       device="runtime", sizes={"net": 6})
+    png = heterogeneity_raster(result, tmp_path / "raster", "net", tau, n_exc=4, max_neurons=5, window_s=0.8)
+    assert png.is_file()
+    d = pd.read_csv(tmp_path / "raster.csv").drop_duplicates("neuron").set_index("neuron")
+    assert sorted(d.index) == [0, 1, 2, 3, 4]                     # neuron 5 beyond max_neurons
+    assert d.loc[[0, 1, 2, 3], "row"].min() > d.loc[4, "row"]     # excitatory above inhibitory
+    assert list(d.loc[[0, 1, 2, 3], "row"].sort_values(ascending=False).index) == [1, 2, 0, 3]  # by tau_m
+    rates_by_type(result, tmp_path / "rates", "net", tau, n_exc=4)
+    rates = pd.read_csv(tmp_path / "rates.csv")
+    assert list(rates["rate_hz"]) == [1, 2, 1, 1, 1, 2] and list(rates["type"]).count("inhibitory") == 2
+
+
+def test_training_tradeoff_error_bars_are_binomial(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from neurocode.figures.ssr import training_tradeoff
+
+    epochs = pd.DataFrame({"method": ["no SSR", "no SSR", "M-SSR", "M-SSR"], "epoch": [1, 2, 1, 2],
+                           "accuracy": [0.7, 0.8, 0.7, 0.78], "spikes_per_hidden_neuron": [0.6, 0.6, 0.5, 0.3],
+                           "n_test": 400})
+    training_tradeoff(epochs, tmp_path / "tradeoff")
+    d = pd.read_csv(tmp_path / "tradeoff.csv")
+    np.testing.assert_allclose(d["accuracy_se"], np.sqrt(d["accuracy"] * (1 - d["accuracy"]) / 400))
+
+
 @pytest.mark.slow
 def test_quick_demo_writes_the_report_and_reuses_finished_stages(tmp_path):
     """``run.py --quick``: every stage, the report and summary; a second run recomputes nothing."""
