@@ -129,9 +129,11 @@ def test_heterogeneity_raster_puts_excitatory_above_and_sorts_by_tau(tmp_path):
     png = heterogeneity_raster(result, tmp_path / "raster", "net", tau, n_exc=4, max_neurons=5, window_s=0.8)
     assert png.is_file()
     d = pd.read_csv(tmp_path / "raster.csv").drop_duplicates("neuron").set_index("neuron")
-    assert sorted(d.index) == [0, 1, 2, 3, 4]                     # neuron 5 beyond max_neurons
-    assert d.loc[[0, 1, 2, 3], "row"].min() > d.loc[4, "row"]     # excitatory above inhibitory
-    assert list(d.loc[[0, 1, 2, 3], "row"].sort_values(ascending=False).index) == [1, 2, 0, 3]  # by tau_m
+    assert sorted(d.index) == [0, 1, 2, 4, 5]                     # 3 of 4 E and 2 of 2 I in 5 rows
+    assert d.loc[[0, 1, 2], "row"].min() > d.loc[[4, 5], "row"].max()   # excitatory above inhibitory
+    assert list(d.loc[[0, 1, 2], "row"].sort_values(ascending=False).index) == [1, 2, 0]  # by tau_m
+    assert list(d.loc[[4, 5], "row"].sort_values(ascending=False).index) == [4, 5]
+    assert pd.read_csv(tmp_path / "raster.csv")["time_s"].max() < 0.8
     rates_by_type(result, tmp_path / "rates", "net", tau, n_exc=4)
     rates = pd.read_csv(tmp_path / "rates.csv")
     assert list(rates["rate_hz"]) == [1, 2, 1, 1, 1, 2] and list(rates["type"]).count("inhibitory") == 2

@@ -116,8 +116,9 @@ def isi_distribution(result, path, population, max_isi_s=None):
 def heterogeneity_raster(result, path, population, tau_m, n_exc, max_neurons=250, window_s=0.5):
     """Two rasters of the same spikes: coloured by excitatory / inhibitory, and by ``tau_m``.
 
-    Rows are the first ``max_neurons`` neurons, excitatory above inhibitory, each group
-    sorted by its membrane time constant; only the first ``window_s`` seconds are drawn.
+    Rows are ``max_neurons`` neurons in the network's E/I proportion (the first of each type),
+    excitatory above inhibitory, each group sorted by its membrane time constant; only the
+    first ``window_s`` seconds are drawn.
 
     Parameters
     ----------
@@ -134,14 +135,15 @@ def heterogeneity_raster(result, path, population, tau_m, n_exc, max_neurons=250
 
     use_style()
     tau_m = np.asarray(tau_m, dtype=float)
-    n = min(result.sizes[population], max_neurons)
-    shown = np.arange(n)
-    exc = shown < n_exc
-    order = np.concatenate([shown[exc][np.argsort(tau_m[shown[exc]])], shown[~exc][np.argsort(tau_m[shown[~exc]])]])
-    row = np.empty(n, dtype=int)
+    size = result.sizes[population]
+    n = min(size, max_neurons)
+    n_show_exc = min(n_exc, int(round(n * n_exc / size)))
+    exc, inh = np.arange(n_show_exc), np.arange(n_exc, n_exc + n - n_show_exc)
+    order = np.concatenate([exc[np.argsort(tau_m[exc])], inh[np.argsort(tau_m[inh])]])
+    row = np.full(size, -1)
     row[order] = np.arange(n)[::-1]
     idx, times = result.spikes[population]
-    keep = (idx < n) & (times < window_s)
+    keep = (row[idx] >= 0) & (times < window_s)
     data = pd.DataFrame({"neuron": idx[keep], "row": row[idx[keep]], "time_s": times[keep],
                          "type": np.where(idx[keep] < n_exc, "excitatory", "inhibitory"),
                          "tau_m_ms": 1e3 * tau_m[idx[keep]]})
@@ -153,7 +155,7 @@ def heterogeneity_raster(result, path, population, tau_m, n_exc, max_neurons=250
     axes[0].legend(loc="upper right", markerscale=5, frameon=True, fontsize=8)
     axes[0].set(xlabel="time (ms)", ylabel="neuron (E above I, each by τ_m)", title="excitatory / inhibitory")
     sc = axes[1].scatter(1e3 * data["time_s"], data["row"], s=3, marker="|", lw=0.7, c=data["tau_m_ms"],
-                         cmap="viridis", rasterized=True, vmin=1e3 * tau_m[:n].min(), vmax=1e3 * tau_m[:n].max())
+                         cmap="viridis", rasterized=True, vmin=1e3 * tau_m[order].min(), vmax=1e3 * tau_m[order].max())
     fig.colorbar(sc, ax=axes[1], label="τ_m (ms)")
     axes[1].set(xlabel="time (ms)", title="membrane time constant")
     for ax in axes:
