@@ -94,6 +94,15 @@ def brian2_section(r):
                    figures=[(r["figures"]["agreement"], "Accuracy in each engine, answer agreement and hidden spikes")])
 
 
+def _excluded(r):
+    out = r.get("excluded_conditions") or []
+    if not out:
+        return ""
+    return (f" {len(out)} further condition(s) were left out of the mean: their largest exponent "
+            f"({', '.join(f'{x:.0f}' for x in out)} 1/s) comes from a tangent blow-up at a threshold crossing that "
+            "grazes the threshold, a known weakness of the exact treatment.")
+
+
 def lyapunov_section(r, s):
     lam, se = r["exponents_per_s"], r["stderr_per_s"]
     table = pd.DataFrame([{"i": i + 1, "λ_i (1/s)": f"{x:.2f}", "± s.e.": f"{e:.2f}"}
@@ -105,7 +114,7 @@ def lyapunov_section(r, s):
             f"exact spike-time (saltation) corrections, under a frozen Poisson drive with the input's mean rate "
             f"({r['drive']['rate_hz']:.0f} Hz per neuron). The {len(lam)} largest exponents are averaged over "
             f"{r['n_conditions']} initial conditions, block by block until the estimate stops moving; the "
-            f"spectrum {verdict}.\n\n"
+            f"spectrum {verdict}.{_excluded(r)}\n\n"
             "A negative largest exponent means perturbations die out (a stable network); a positive one means "
             "chaos. These exponents are what Lyapunov Noise Pruning uses to thin a network while keeping it "
             "stable.")

@@ -51,7 +51,7 @@ SETTINGS = {
                      "seed": 0},
         "brian2": {"samples": 300},
         "lyapunov": {"k": 8, "batch": 4, "t_transient_s": 0.05, "t_cap_s": 0.25, "t_block_s": 0.05, "rtol": 0.1,
-                     "atol_per_s": 2.0},
+                     "atol_per_s": 2.0, "outlier_mads": 20.0},
     },
     "quick": {
         "network": {"card": "lif", "size": 200, "duration_s": 0.5, "seed": 0},
@@ -59,7 +59,7 @@ SETTINGS = {
                      "seed": 0},
         "brian2": {"samples": 40},
         "lyapunov": {"k": 4, "batch": 2, "t_transient_s": 0.02, "t_cap_s": 0.06, "t_block_s": 0.02, "rtol": 0.2,
-                     "atol_per_s": 5.0},
+                     "atol_per_s": 5.0, "outlier_mads": 20.0},
     },
 }
 METHODS = {"no SSR": ("none", 0.0), "M-SSR": ("m_ssr", None)}
@@ -198,6 +198,35 @@ def brian2_stage(folder, s, networks, workers):
     return {"samples": s["samples"], "networks": rows, "figures": {"agreement": str(figure)}}
 
 
+def without_blown_up(res, converge, mads):
+    """The spectrum over the initial conditions whose largest exponent stays within ``mads``
+    median absolute deviations (at least ``converge``'s tolerance) of the median, and the
+    largest exponents of the conditions left out.
+
+    The exact (saltation) treatment can multiply the tangent vectors by a huge factor at a
+    threshold crossing that grazes the threshold (a near-zero denominator); such a condition
+    reports every exponent in the thousands per second and would swamp the mean.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    lam1 = res.per_condition[:, 0]
+    median = np.median(lam1)
+    spread = max(np.median(np.abs(lam1 - median)), converge.bounds(res.exponents)[0] / 10)
+    keep = np.abs(lam1 - median) <= mads * spread
+    if keep.all() or keep.sum() < 2:
+        return res, []
+    kept = dataclasses.replace(res, exponents=res.per_condition[keep].mean(axis=0),
+                               per_condition=res.per_condition[keep], running=res.running[:, keep])
+    bounds = converge.bounds(kept.exponents)
+    kept.converged = bool(np.all(np.abs(kept.drift_last_block) <= bounds) and np.all(kept.stderr <= bounds))
+    log.warning("Lyapunov: %d of %d initial conditions left out (largest exponents %s 1/s against a median of "
+                "%.3g 1/s: a tangent blow-up at a grazing threshold crossing)", (~keep).sum(), keep.size,
+                np.round(lam1[~keep], 1).tolist(), median)
+    return kept, lam1[~keep].tolist()
+
+
 def lyapunov_stage(folder, s, network_folder, seed):
     """Stage 4: Lyapunov spectrum of the stage-1 network driven by Poisson spikes like its input."""
     from neurocode.figures.lyapunov import spectrum_errorbars
@@ -214,11 +243,13 @@ def lyapunov_stage(folder, s, network_folder, seed):
     converge = Convergence(rtol=s["rtol"], atol=s["atol_per_s"], t_block=s["t_block_s"])
     res = spiking_spectrum(net, batch=s["batch"], k=s["k"], t_sim=s["t_cap_s"], t_transient=s["t_transient_s"],
                            seed=seed, converge=converge)
+    res, excluded = without_blown_up(res, converge, s["outlier_mads"])
     title = (f"{pop.size} LIF neurons, {res.per_condition.shape[0]} conditions, T = {res.t_sim:g} s, "
              f"{'converged' if res.converged else 'not converged (cap)'}")
     figure = spectrum_errorbars(res, folder / "spectrum", label=title)
     return {"exponents_per_s": res.exponents.tolist(), "stderr_per_s": res.stderr.tolist(),
             "converged": res.converged, "t_averaged_s": res.t_sim, "n_conditions": int(res.per_condition.shape[0]),
+            "excluded_conditions": excluded,
             "drive": {"rate_hz": drive_rate, "weight_A": drive["weight"], "from_sources": n_sources},
             "figures": {"spectrum": str(figure)}}
 
