@@ -89,7 +89,7 @@ def engine_agreement(table, path):
     table : pandas.DataFrame
         One row per network: ``network``, ``accuracy_torch``, ``accuracy_brian2``,
         ``agreement`` (fractions), ``hidden_spikes_torch`` and ``hidden_spikes_brian2``
-        (spikes per hidden neuron per image).
+        (spikes per hidden neuron per trial, late spikes after the window included).
     path : str or Path
         Output path (PNG + CSV of ``table``).
     """
@@ -113,6 +113,6 @@ def engine_agreement(table, path):
                                              ("hidden_spikes_brian2", "Brian2", "#2c3e50"))):
         ax_sp.bar(x + (k - 0.5) * 0.4, table[col], 0.4, label=label, color=color)
     ax_sp.set_xticks(x, networks)
-    ax_sp.set(ylabel="spikes per hidden neuron per image")
+    ax_sp.set(ylabel="hidden spikes per neuron per trial")
     ax_sp.legend(frameon=False, fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return save_figure(fig, path, table)

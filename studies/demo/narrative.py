@@ -86,7 +86,9 @@ def brian2_section(r):
             "other. The Brian2 answers are compared image by image with the torch answers on the same images: "
             "the two engines share one schedule, so they should agree up to spike times that fall on the other "
             "side of a time-step boundary.\n\n"
-            "The right panel checks that the spike reduction survives the change of engine.")
+            "The right panel counts hidden spikes over the whole Brian2 trial (late spikes after a layer's "
+            "window included, which the window-limited count of stage 2 leaves out) in both engines: the same "
+            "count in each means the trained network fires the same way in Brian2.")
     return Section("3 · Both networks back in Brian2", text,
                    headline=f"same answer on ≥ {_pct(worst['agreement'])} of {r['samples']} images "
                             f"(lowest: {worst['network']})",
