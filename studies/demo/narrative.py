@@ -63,8 +63,8 @@ def training_section(r, s):
             f"Trained twice: without a firing penalty, and with M-SSR (γ = {b['gamma']:g}), which penalises the "
             f"membrane potential's excursion above threshold and so makes hidden neurons fire less. The dots "
             f"trace each run epoch by epoch; the large markers are the final networks with ± 1 standard error "
-            f"of the accuracy. M-SSR costs {100 * (a['accuracy'] - b['accuracy']):+.1f} percentage points and "
-            f"fires {r['spike_ratio']:.2f} × the hidden spikes.")
+            f"of the accuracy. M-SSR changes the test accuracy by {100 * (b['accuracy'] - a['accuracy']):+.1f} "
+            f"percentage points and fires {r['spike_ratio']:.2f} × the hidden spikes.")
     return Section("2 · A TTFS network trained in torch, with and without M-SSR", text,
                    headline=f"{_pct(a['accuracy'])} without SSR; {_pct(b['accuracy'])} with M-SSR at "
                             f"{r['spike_ratio']:.2f} × the hidden spikes",
@@ -82,9 +82,10 @@ def brian2_section(r):
                           for row in r["networks"]])
     worst = min(r["networks"], key=lambda row: row["agreement"])
     text = (f"The trained weights travel as a NetworkSpec file back into Brian2, which builds each network from "
-            f"the card's equations, compiles it to C++ and presents {r['samples']} test images one after the "
-            "other. The Brian2 answers are compared image by image with the torch answers on the same images: "
-            "the two engines share one schedule, so they should agree up to spike times that fall on the other "
+            f"the card's equations, compiles it to C++ and presents the first {r['samples']} test images one after "
+            "the other (another subset than stage 2's, hence other accuracies). The Brian2 answers are compared "
+            "image by image with the torch answers on the same images: the two engines share one schedule, so "
+            "they should agree up to spike times that fall on the other "
             "side of a time-step boundary.\n\n"
             "The right panel counts hidden spikes over the whole Brian2 trial (late spikes after a layer's "
             "window included, which the window-limited count of stage 2 leaves out) in both engines: the same "

@@ -313,8 +313,10 @@ def main(argv=None):
     write_json(out / "summary.json", {"mode": "quick" if args.quick else "full", "settings": settings,
                                       "wall_s": wall, "load_average": os.getloadavg(), **results})
     title, intro, sections = report_sections(results, settings)
-    footer = (f"Made by studies/demo/run.py{' --quick' if args.quick else ''} in {wall:.0f} s "
-              f"(load average {os.getloadavg()[0]:.1f}); numbers in summary.json, figure data in the CSV files.")
+    stages = sum(r["wall_s"] for r in results.values())
+    footer = (f"Made by studies/demo/run.py{' --quick' if args.quick else ''}: the stages took {stages:.0f} s "
+              f"when they ran (load average about {max(r['load_average'] for r in results.values()):.1f}), this "
+              f"run {wall:.0f} s. Numbers in summary.json, each figure's data in the CSV beside its PNG.")
     page = write_report(out / "report.html", title, sections, intro, footer)
     print(f"wrote {page} ({wall:.0f} s)")
     if args.docs:
