@@ -13,7 +13,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast setup bench clean-results
 
-# The main job, in four stages (about 4 minutes on 2 idle cores): a heterogeneous network from a
+# The main job, in four stages (about 5 minutes on 2 cores): a heterogeneous network from a
 # card in Brian2 C++ standalone -> a TTFS network trained in torch on Fashion-MNIST with and without
 # M-SSR -> both back in Brian2 -> a Lyapunov spectrum; one report, $(DEMO_OUT)/report.html.
 # Finished stages are reused when the command runs again.

@@ -15,7 +15,7 @@ reused when it finished with the same settings; training resumes from its checkp
 ``--out/summary.json`` holds every headline number and ``--out/report.html`` tells the story
 (figures embedded, opens from disk).
 
-    .venv/bin/python studies/demo/run.py --out results/demo            # about 4 min on 2 idle cores
+    .venv/bin/python studies/demo/run.py --out results/demo            # about 5 min on 2 cores
     .venv/bin/python studies/demo/run.py --out /tmp/demo_quick --quick # about 2 minutes, mostly compiling
     .venv/bin/python studies/demo/run.py --docs docs/figures           # and the figures of README.md
 """
