@@ -111,3 +111,78 @@ def isi_distribution(result, path, population, max_isi_s=None):
     ax_cv.set_ylabel("neurons")
     fig.suptitle(f"{population}: mean CV = {np.nanmean(cv) if finite.size else float('nan'):.2f}")
     return save_figure(fig, path, data)
+
+
+def heterogeneity_raster(result, path, population, tau_m, n_exc, max_neurons=250, window_s=0.5):
+    """Two rasters of the same spikes: coloured by excitatory / inhibitory, and by ``tau_m``.
+
+    Rows are ``max_neurons`` neurons in the network's E/I proportion (the first of each type),
+    excitatory above inhibitory, each group sorted by its membrane time constant; only the
+    first ``window_s`` seconds are drawn.
+
+    Parameters
+    ----------
+    result : SimResult
+    path : str or Path
+        Output path (PNG + CSV of the plotted spikes with ``row``, ``type`` and ``tau_m_ms``).
+    population : str
+    tau_m : array-like, shape (size,)
+        Membrane time constant of each neuron (s).
+    n_exc : int
+        The first ``n_exc`` neurons are excitatory.
+    """
+    import matplotlib.pyplot as plt
+
+    use_style()
+    tau_m = np.asarray(tau_m, dtype=float)
+    size = result.sizes[population]
+    n = min(size, max_neurons)
+    n_show_exc = min(n_exc, int(round(n * n_exc / size)))
+    exc, inh = np.arange(n_show_exc), np.arange(n_exc, n_exc + n - n_show_exc)
+    order = np.concatenate([exc[np.argsort(tau_m[exc])], inh[np.argsort(tau_m[inh])]])
+    row = np.full(size, -1)
+    row[order] = np.arange(n)[::-1]
+    idx, times = result.spikes[population]
+    keep = (row[idx] >= 0) & (times < window_s)
+    data = pd.DataFrame({"neuron": idx[keep], "row": row[idx[keep]], "time_s": times[keep],
+                         "type": np.where(idx[keep] < n_exc, "excitatory", "inhibitory"),
+                         "tau_m_ms": 1e3 * tau_m[idx[keep]]})
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharey=True)
+    colors = {"excitatory": "#c0392b", "inhibitory": "#2471a3"}
+    for kind, d in data.groupby("type"):
+        axes[0].scatter(1e3 * d["time_s"], d["row"], s=3, marker="|", lw=0.7, color=colors[kind], label=kind,
+                        rasterized=True)
+    axes[0].legend(loc="upper right", markerscale=5, frameon=True, fontsize=8)
+    axes[0].set(xlabel="time (ms)", ylabel="neuron (E above I, each by τ_m)", title="excitatory / inhibitory")
+    sc = axes[1].scatter(1e3 * data["time_s"], data["row"], s=3, marker="|", lw=0.7, c=data["tau_m_ms"],
+                         cmap="viridis", rasterized=True, vmin=1e3 * tau_m[order].min(), vmax=1e3 * tau_m[order].max())
+    fig.colorbar(sc, ax=axes[1], label="τ_m (ms)")
+    axes[1].set(xlabel="time (ms)", title="membrane time constant")
+    for ax in axes:
+        ax.set_xlim(0, 1e3 * min(window_s, result.duration))
+        ax.set_ylim(-0.5, n - 0.5)
+    return save_figure(fig, path, data)
+
+
+def rates_by_type(result, path, population, tau_m, n_exc):
+    """Firing-rate histogram of excitatory and inhibitory neurons, and rate against ``tau_m``.
+
+    The CSV holds each neuron's ``rate_hz``, ``type`` and ``tau_m_ms``.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    use_style()
+    size = result.sizes[population]
+    data = pd.DataFrame({"neuron": np.arange(size), "rate_hz": result.rates(population),
+                         "type": np.where(np.arange(size) < n_exc, "excitatory", "inhibitory"),
+                         "tau_m_ms": 1e3 * np.asarray(tau_m, dtype=float)})
+    palette = {"excitatory": "#c0392b", "inhibitory": "#2471a3"}
+    fig, (ax, ax_tau) = plt.subplots(1, 2, figsize=(8.0, 3.0))
+    sns.histplot(data, x="rate_hz", hue="type", palette=palette, bins=30, element="step", stat="density",
+                 common_norm=False, ax=ax)
+    ax.set(xlabel="firing rate (Hz)", ylabel="density")
+    sns.scatterplot(data, x="tau_m_ms", y="rate_hz", hue="type", palette=palette, s=10, alpha=0.7, ax=ax_tau,
+                    legend=False)
+    ax_tau.set(xlabel="τ_m (ms)", ylabel="firing rate (Hz)")
+    return save_figure(fig, path, data)

@@ -107,3 +107,46 @@ def raster_figure(net, t_in, path, sample=0, n_traces=4, steps=400, title=""):
     spikes["kind"] = "spike"
     data = pd.concat([spikes, traces.assign(layer="hidden 1 trace", kind="trace")], ignore_index=True)
     return save_figure(fig, path, data)
+
+
+def training_tradeoff(epochs, path):
+    """Test accuracy against spikes per hidden neuron along training, one trajectory per method.
+
+    Each epoch is a small numbered dot; the last epoch is a large marker with ± 1 standard
+    error of the accuracy (binomial, over the ``n_test`` test images). A second panel shows
+    the last epoch's spikes per hidden neuron, labelled with the ratio to the first method.
+
+    Parameters
+    ----------
+    epochs : pandas.DataFrame
+        One row per (method, epoch): ``method``, ``epoch``, ``accuracy`` (fraction),
+        ``spikes_per_hidden_neuron`` and ``n_test``.
+    path : str or Path
+        Output path (PNG + the table with ``accuracy_se`` as CSV).
+    """
+    use_style()
+    d = epochs.assign(accuracy_se=np.sqrt(epochs["accuracy"] * (1 - epochs["accuracy"]) / epochs["n_test"]))
+    methods = list(dict.fromkeys(d["method"]))
+    colors = dict(zip(methods, ["#2c3e50", "#c0392b", "#27ae60", "#8e44ad"]))
+    fig, (ax, ax_bar) = plt.subplots(1, 2, figsize=(8.0, 3.3), gridspec_kw={"width_ratios": [2.2, 1]})
+    last = d.sort_values("epoch").groupby("method", sort=False).tail(1).set_index("method").loc[methods]
+    for method in methods:
+        g = d[d["method"] == method].sort_values("epoch")
+        ax.plot(g["spikes_per_hidden_neuron"], 100 * g["accuracy"], "-o", ms=3, lw=1, alpha=0.6,
+                color=colors[method])
+        for _, r in g.iloc[:-1].iterrows():
+            ax.annotate(str(int(r["epoch"])), (r["spikes_per_hidden_neuron"], 100 * r["accuracy"]), fontsize=7,
+                        color=colors[method], xytext=(3, -8), textcoords="offset points")
+        r = last.loc[method]
+        ax.errorbar(r["spikes_per_hidden_neuron"], 100 * r["accuracy"], yerr=100 * r["accuracy_se"], fmt="o",
+                    ms=8, capsize=4, color=colors[method], label=f"{method} (epoch {int(r['epoch'])})")
+    ax.set(xlabel="spikes per hidden neuron per image", ylabel="test accuracy (%) ± s.e.")
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    base = last["spikes_per_hidden_neuron"].iloc[0]
+    bars = ax_bar.bar(range(len(methods)), last["spikes_per_hidden_neuron"], color=[colors[m] for m in methods])
+    for bar, value in zip(bars, last["spikes_per_hidden_neuron"]):
+        ax_bar.annotate(f"{value / base:.2f} ×" if base > 0 else f"{value:.2f}",
+                        (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=8)
+    ax_bar.set_xticks(range(len(methods)), methods)
+    ax_bar.set(ylabel="spikes per hidden neuron", title="after training")
+    return save_figure(fig, path, d)

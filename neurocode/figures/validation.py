@@ -79,3 +79,40 @@ def raster_pair(torch_spikes, brian_spikes, path, sizes, title=""):
     axes[0].set_ylabel("neuron (layers stacked)")
     axes[1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1), markerscale=3)
     return save_figure(fig, path, data)
+
+
+def engine_agreement(table, path):
+    """Torch against Brian2 for each trained network: accuracies, answer agreement, hidden spikes.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per network: ``network``, ``accuracy_torch``, ``accuracy_brian2``,
+        ``agreement`` (fractions), ``hidden_spikes_torch`` and ``hidden_spikes_brian2``
+        (spikes per hidden neuron per trial, late spikes after the window included).
+    path : str or Path
+        Output path (PNG + CSV of ``table``).
+    """
+    import matplotlib.pyplot as plt
+
+    use_style()
+    networks = list(table["network"])
+    x = np.arange(len(networks))
+    fig, (ax, ax_sp) = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    for k, (col, label, color) in enumerate((("accuracy_torch", "torch accuracy", "#7f8c8d"),
+                                             ("accuracy_brian2", "Brian2 accuracy", "#2c3e50"),
+                                             ("agreement", "same answer", "#c0392b"))):
+        bars = ax.bar(x + (k - 1) * 0.27, 100 * table[col], 0.27, label=label, color=color)
+        for bar, value in zip(bars, table[col]):
+            ax.annotate(f"{100 * value:.1f}", (bar.get_x() + bar.get_width() / 2, 100 * value), ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_xticks(x, networks)
+    ax.set(ylabel="% of test images", ylim=(0, 105))
+    ax.legend(frameon=False, fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    for k, (col, label, color) in enumerate((("hidden_spikes_torch", "torch", "#7f8c8d"),
+                                             ("hidden_spikes_brian2", "Brian2", "#2c3e50"))):
+        ax_sp.bar(x + (k - 0.5) * 0.4, table[col], 0.4, label=label, color=color)
+    ax_sp.set_xticks(x, networks)
+    ax_sp.set(ylabel="hidden spikes per neuron per trial")
+    ax_sp.legend(frameon=False, fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return save_figure(fig, path, table)
