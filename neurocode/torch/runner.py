@@ -687,10 +687,20 @@ class NetworkRunner(torch.nn.Module):
         return state, pending
 
     def _layout(self):
-        return [(name, list(dyn.initial_state(1))) for name, dyn in self.populations.items()]
+        """State variables per population, in packing order (computed once: the cards fix them)."""
+        layout = self.__dict__.get("_state_layout")
+        if layout is None:
+            layout = [(name, list(dyn.initial_state(1))) for name, dyn in self.populations.items()]
+            self.__dict__["_state_layout"] = layout
+        return layout
 
     def _depths(self):
-        return {key: len(slots) for key, slots in self.initial_pending(1).items()}
+        """Ring-buffer depth per (pop, var): fixed by the projections' delays (computed once)."""
+        depths = self.__dict__.get("_pending_depths")
+        if depths is None:
+            depths = {key: len(slots) for key, slots in self.initial_pending(1).items()}
+            self.__dict__["_pending_depths"] = depths
+        return depths
 
     # -- running -----------------------------------------------------------------------------
     def _inputs(self, inputs, steps, batch):
