@@ -18,6 +18,10 @@ import pytest
 
 from neurocode.cluster import client, config_key, sweep
 
+#: Slow lane: starts dask scheduler and worker processes (about a minute); run by make test,
+#: not make test-fast.
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).resolve().parent
 CONFIGS = [{"x": x, "sleep": 0.4} for x in range(8)]
 

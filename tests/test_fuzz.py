@@ -6,6 +6,7 @@ import math
 import tomllib
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,10 @@ from neurocode.spec import NetworkSpec
 from neurocode.training.loop import fit
 from neurocode.training.ttfs import build_ttfs, load_config
 from neurocode.io import to_toml
+
+#: Slow lane: hundreds of mutated inputs, Brian2 runs among them (about a minute); run by make test,
+#: not make test-fast.
+pytestmark = pytest.mark.slow
 
 #: Fast and reproducible; no shrinking, so that a failure is reported in seconds (the draws are printed).
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, phases=(Phase.explicit, Phase.generate),
