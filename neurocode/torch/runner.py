@@ -241,16 +241,10 @@ class _Projection:
         self.grid = len(self.groups) == 1 and np.array_equal(pairs, np.arange(n_src * n_tgt))
         #: no pair carries two synapses (a dense matrix is written, not accumulated)
         self.unique_pairs = np.unique(pairs).size == pairs.size
-        order = np.argsort(proj.i, kind="stable")
         self.i = torch.as_tensor(proj.i, device=device)
         self.j = torch.as_tensor(proj.j, device=device)
         density = proj.i.size / max(1, n_src * n_tgt)
         self.sparse = density < 0.1 if sparse == "auto" else bool(sparse)
-        # CSR by source for event-driven propagation without gradients
-        self.order = torch.as_tensor(order, device=device)
-        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(np.bincount(proj.i, minlength=n_src))]),
-                                      device=device)
-        self.steps = torch.as_tensor(steps, device=device)
 
 
 class NetworkRunner(torch.nn.Module):
@@ -488,13 +482,8 @@ class NetworkRunner(torch.nn.Module):
         Slot ``d`` holds what reaches the target ``d`` steps from now; one slot per step of the
         longest delay onto that variable, plus one.
         """
-        depth = {}
-        for proj in self.projections:
-            for var, _, _ in proj.effects:
-                key = (proj.target, var)
-                depth[key] = max(depth.get(key, 0), proj.max_delay + 1)
         return {key: [torch.zeros(batch, self.spec.size(key[0]), dtype=self.dtype, device=self.device)
-                      for _ in range(d)] for key, d in depth.items()}
+                      for _ in range(d)] for key, d in self._depths().items()}
 
     def prepare(self, state=None, t0=0.0, grad=None):
         """Per-forward constants of :meth:`step` for the current weights and parameters.
@@ -640,7 +629,7 @@ class NetworkRunner(torch.nn.Module):
             (None: all, eagerly).
         effects : dict, optional
             Projection index -> (batch, channels, n_tgt) effects of this step computed
-            beforehand (event-driven projections from inputs, whose spikes are known).
+            beforehand (projections from inputs, whose spikes are known for a whole chunk).
         observe : tuple of str
             Populations whose :meth:`threshold_distance` after the state update is returned.
 
@@ -698,7 +687,11 @@ class NetworkRunner(torch.nn.Module):
         """Ring-buffer depth per (pop, var): fixed by the projections' delays (computed once)."""
         depths = self.__dict__.get("_pending_depths")
         if depths is None:
-            depths = {key: len(slots) for key, slots in self.initial_pending(1).items()}
+            depths = {}
+            for proj in self.projections:
+                for var, _, _ in proj.effects:
+                    key = (proj.target, var)
+                    depths[key] = max(depths.get(key, 0), proj.max_delay + 1)
             self.__dict__["_pending_depths"] = depths
         return depths
 
