@@ -186,10 +186,8 @@ def test_loss_settings_are_checked():
     assert SSRLoss().mssr == "signed"
     with pytest.raises(ValueError, match="v_hat must be > 0"):
         membrane_area(torch.zeros(1, 2), torch.ones(2, 1), 0.0, 1.0)
-    net = TTFSNetwork((4, 3, 2))
-    with pytest.raises(ValueError, match="needs v_hat < v_th"):
-        SSRLoss(regulariser="membrane", gamma=1.0, v_hat=1.0)(net, torch.zeros(1, 4), net(torch.zeros(1, 4)),
-                                                                 torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"needs 0 < v_hat < 1 \(a fraction of V_th\)"):
+        SSRLoss(regulariser="membrane", gamma=1.0, v_hat=1.0)
 
 
 def test_the_docs_example_runs():

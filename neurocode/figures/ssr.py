@@ -12,9 +12,16 @@ import seaborn as sns
 import torch
 
 from neurocode.figures import save_figure, use_style
-from neurocode.torch.ttfs import membrane_potential
 
 LABELS = {"none": "no SSR", "m_ssr": "M-SSR", "f_ssr": "F-SSR", "membrane": "membrane (v̂ < V_th)"}
+
+
+def method_label(regulariser, v_hat=None):
+    """How a run's regulariser is named in figures and tables (the membrane one with its v̂)."""
+    label = LABELS.get(regulariser, regulariser)
+    if regulariser == "membrane" and v_hat is not None and not pd.isna(v_hat):
+        label = f"membrane v̂ = {v_hat:g} V_th"
+    return label
 
 
 def tradeoff_figure(sweep, path):
@@ -24,7 +31,8 @@ def tradeoff_figure(sweep, path):
     ----------
     sweep : pandas.DataFrame
         One row per run with ``regulariser``, ``gamma``, ``accuracy``,
-        ``spikes_per_hidden_neuron`` and ``spikes_layer<k>`` columns.
+        ``spikes_per_hidden_neuron`` and ``spikes_layer<k>`` columns (and ``v_hat`` for
+        membrane runs at several reference potentials).
     path : str or Path
         Output path (``.png``; the long-form data goes to ``.csv``).
     """
@@ -33,10 +41,10 @@ def tradeoff_figure(sweep, path):
     long = []
     for col, name in [(c, f"layer {c.removeprefix('spikes_layer')}") for c in layers] + \
                      [("spikes_per_hidden_neuron", "average")]:
-        part = sweep[["regulariser", "gamma", "accuracy", col]].rename(columns={col: "spikes_per_neuron"})
-        long.append(part.assign(layer=name))
+        part = sweep.reindex(columns=["regulariser", "v_hat", "gamma", "accuracy", col])
+        long.append(part.rename(columns={col: "spikes_per_neuron"}).assign(layer=name))
     data = pd.concat(long, ignore_index=True)
-    data["method"] = data["regulariser"].map(LABELS).fillna(data["regulariser"])
+    data["method"] = [method_label(reg, v_hat) for reg, v_hat in zip(data["regulariser"], data["v_hat"])]
     panels = list(dict.fromkeys(data["layer"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -58,7 +66,7 @@ def raster_figure(net, t_in, path, sample=0, n_traces=4, steps=400, title=""):
 
     Parameters
     ----------
-    net : TTFSNetwork
+    net : TTFSNetwork or ConstantSlopeNetwork
     t_in : Tensor, shape (batch, 784)
         Input spike times (units of ``tau_s``).
     path : str or Path
@@ -80,7 +88,7 @@ def raster_figure(net, t_in, path, sample=0, n_traces=4, steps=400, title=""):
             rows += [{"layer": name, "neuron": i, "t": float(s)} for i, s in enumerate(t[0]) if s < t_end]
         spikes = pd.DataFrame(rows)
         grid = torch.linspace(0, net.windows[0], steps, dtype=x.dtype)
-        v = membrane_potential(grid, layer_in[0], net.weights[0])[0]      # (steps, n_hidden)
+        v = net.first_layer_potential(grid, layer_in[0])[0]                # (steps, n_hidden)
         order = torch.argsort(times[0][0])[:n_traces]
     traces = pd.DataFrame({"t": np.repeat(grid.numpy(), len(order)),
                            "neuron": np.tile(order.numpy(), steps),

@@ -326,7 +326,9 @@ class SSRLoss:
 
     ``total = CE(softmax(-t_out / tau_soft)) + gamma_temporal * sum_i (t_out_i - t_ref)^2
     + gamma_l2 * sum w^2 + gamma_silent * silent_penalty(output) + gamma * sum_hidden R`` where ``R`` is ``regulariser``
-    (``"none"``, ``"m_ssr"``, ``"f_ssr"`` or ``"membrane"`` with ``v_hat``). ``t_ref``
+    (``"none"``, ``"m_ssr"``, ``"f_ssr"`` or ``"membrane"`` with ``v_hat``, a fraction of
+    ``V_th``), in the closed form of the network's neuron (``net.neuron``: the ramp forms
+    here, the constant-slope ones in :mod:`neurocode.objectives.ssr_slope`). ``t_ref``
     is relative to the start of the output window (``None``: its middle). ``mssr`` picks
     the reading of M-SSR: ``"signed"`` (:func:`m_ssr`, the area to the window's end) or
     ``"rectified"`` (:func:`m_ssr_rectified`, the area above threshold only).
@@ -351,6 +353,8 @@ class SSRLoss:
             raise ValueError("gamma, gamma_temporal, gamma_l2 and gamma_silent must be >= 0")
         if not self.tau_soft > 0:
             raise ValueError(f"tau_soft must be > 0, got {self.tau_soft}")
+        if self.regulariser == "membrane" and not 0 < self.v_hat < 1:
+            raise ValueError(f"the membrane baseline needs 0 < v_hat < 1 (a fraction of V_th), got {self.v_hat}")
 
     @classmethod
     def from_config(cls, config):
@@ -368,22 +372,32 @@ class SSRLoss:
         """Sum over hidden layers of the regulariser (batch mean of the sum over neurons)."""
         if self.regulariser == "none":
             return times[-1].new_zeros(())
+        if getattr(net, "neuron", "ramp") == "constant_slope":
+            terms = self._slope_terms(net, t_in, times)
+        else:
+            terms = self._ramp_terms(net, t_in, times)
+        return sum((r.sum(1).mean() for r in terms), times[-1].new_zeros(()))
+
+    def _slope_terms(self, net, t_in, times):
+        from neurocode.objectives import ssr_slope
+
+        potentials = net.open_potentials(t_in, times)[:-1]          # hidden layers only
+        lengths = [t_end - a for a, t_end in zip(net.opens, net.windows)]
+        return [ssr_slope.regulariser(self.regulariser, v, net.v_th, length, self.v_hat * net.v_th)
+                for v, length in zip(potentials, lengths)]
+
+    def _ramp_terms(self, net, t_in, times):
         inputs = [t_in] + list(times[:-1])
-        total = times[-1].new_zeros(())
         for k in range(len(times) - 1):                     # hidden layers only
             w, t_end = net.weights[k], net.windows[k]
             if self.regulariser == "m_ssr" and self.mssr == "rectified":
-                r = m_ssr_rectified(inputs[k], w, t_end, net.v_th)
+                yield m_ssr_rectified(inputs[k], w, t_end, net.v_th)
             elif self.regulariser == "m_ssr":
-                r = m_ssr(inputs[k], times[k], w, t_end, net.v_th)
+                yield m_ssr(inputs[k], times[k], w, t_end, net.v_th)
             elif self.regulariser == "f_ssr":
-                r = f_ssr(inputs[k], w, t_end)
+                yield f_ssr(inputs[k], w, t_end)
             else:
-                if not self.v_hat < net.v_th:
-                    raise ValueError(f"the membrane baseline needs v_hat < v_th = {net.v_th}, got {self.v_hat}")
-                r = membrane_area(inputs[k], w, self.v_hat, t_end)
-            total = total + r.sum(1).mean()
-        return total
+                yield membrane_area(inputs[k], w, self.v_hat * net.v_th, t_end)
 
     def __call__(self, net, t_in, times, labels):
         """Total loss and a dict of its parts (floats) for ``net``'s ``times`` on ``t_in``."""

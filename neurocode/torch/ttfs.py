@@ -326,6 +326,8 @@ class TTFSNetwork(torch.nn.Module):
     ([(5, 3), (5, 2)], [2.0, 3.0])
     """
 
+    neuron = "ramp"
+
     def __init__(self, sizes, t_input=1.0, window=1.0, v_th=1.0, init_mean=2.0, init_std=1.0,
                  seed=0, chunk=None, silent_grad=0.0):
         super().__init__()
@@ -357,6 +359,10 @@ class TTFSNetwork(torch.nn.Module):
             t = ttfs_layer(t, w, self.v_th, t_end, self.chunk, silent_grad=self.silent_grad)
             times.append(t)
         return times
+
+    def first_layer_potential(self, grid, t_in):
+        """No-reset potential of the first layer on a time grid: (batch, n_t, n_out)."""
+        return membrane_potential(grid, t_in, self.weights[0])
 
     def to_spec(self, tau_s=1e-3, dt=0.1e-3, seed=0, names=None):
         """The trained network as a :class:`~neurocode.spec.NetworkSpec` (SI units).

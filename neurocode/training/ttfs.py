@@ -29,13 +29,19 @@ DEFAULTS = {
     "seed": 0,
     "device": "cpu",
     "data": {"name": "fashion_mnist", "root": "", "train_subset": 0, "test_subset": 0},
-    "network": {"sizes": [784, 400, 10], "t_input": 1.0, "window": 1.0, "v_th": 1.0,
-                "init_mean": 2.0, "init_std": 1.0, "silent_grad": 0.0},
+    "network": {"neuron": "ramp", "sizes": [784, 400, 10], "t_input": 1.0, "window": 1.0, "v_th": 1.0,
+                "init_mean": 2.0, "init_std": 1.0, "silent_grad": 0.0, "out_margin": 8.0},
     "loss": {},
     "train": {"epochs": 5, "batch_size": 128, "lr": 1e-3, "lr_decay": 1.0, "checkpoint_every": 100,
               "eval_batch": 1000},
 }
 
+
+#: The TTFS neurons a config can train: ``ramp`` (the ``ttfs`` card, :class:`~neurocode.torch.ttfs.TTFSNetwork`)
+#: and ``constant_slope`` (the ``ttfs_slope`` card, :class:`~neurocode.torch.constant_slope.ConstantSlopeNetwork`).
+NEURONS = ("ramp", "constant_slope")
+#: ``[network]`` keys that only one neuron reads; setting one for the other neuron is an error.
+NEURON_KEYS = {"ramp": ("v_th", "init_mean", "init_std"), "constant_slope": ("out_margin",)}
 
 _POSITIVE, _NONNEGATIVE = Option(float, low=0, inclusive=False), Option(float, low=0)
 #: Type and range of every config value; a key not listed here is an error.
@@ -44,8 +50,9 @@ SCHEMA = {
     "device": Option(str),
     "data": {"name": Option(str, choices=DATASETS), "root": Option(str), "train_subset": Option(int, low=0),
              "test_subset": Option(int, low=0)},
-    "network": {"sizes": Option(list, min_length=2), "t_input": _POSITIVE, "window": _POSITIVE, "v_th": _POSITIVE,
-                "init_mean": Option(float), "init_std": _NONNEGATIVE, "silent_grad": _NONNEGATIVE},
+    "network": {"neuron": Option(str, choices=NEURONS), "sizes": Option(list, min_length=2), "t_input": _POSITIVE,
+                "window": _POSITIVE, "v_th": _POSITIVE, "init_mean": Option(float), "init_std": _NONNEGATIVE,
+                "silent_grad": _NONNEGATIVE, "out_margin": _NONNEGATIVE},
     "loss": {"tau_soft": _POSITIVE, "gamma_temporal": _NONNEGATIVE, "t_ref": Option(float, nullable=True),
              "gamma_l2": _NONNEGATIVE, "gamma_silent": _NONNEGATIVE, "regulariser": Option(str, choices=REGULARISERS),
              "gamma": _NONNEGATIVE, "v_hat": _POSITIVE, "mssr": Option(str, choices=MSSR_READINGS)},
@@ -156,7 +163,6 @@ def evaluate_ttfs(net, t, y, batch=1000, device="cpu"):
 def build_ttfs(config):
     """``(network, loss, device)`` of a checked config; the memory the weights and Adam need is estimated first."""
     from neurocode.objectives.ssr import SSRLoss
-    from neurocode.torch.ttfs import TTFSNetwork
 
     sizes = config["network"]["sizes"]
     n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -167,13 +173,31 @@ def build_ttfs(config):
         device = torch.device(config["device"])
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"config: {exc}") from None
-    if loss.regulariser == "membrane" and not loss.v_hat < config["network"]["v_th"]:
-        raise ConfigError(f"loss.v_hat = {loss.v_hat}: the membrane regulariser needs v_hat below "
-                          f"network.v_th = {config['network']['v_th']}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError("config asks for device 'cuda' but torch sees no CUDA GPU; set device = \"cpu\"")
     torch.manual_seed(config["seed"])
-    return TTFSNetwork(seed=config["seed"], **config["network"]).to(device), loss, device
+    return _network(config), loss, device
+
+
+def _network(config):
+    """The network a checked config describes (its ``network.neuron``)."""
+    from neurocode.torch.constant_slope import ConstantSlopeNetwork
+    from neurocode.torch.ttfs import TTFSNetwork
+
+    network = dict(config["network"])
+    neuron = network.pop("neuron")
+    for other, keys in NEURON_KEYS.items():
+        for key in keys:
+            value = network.pop(key)
+            if other != neuron and value != DEFAULTS["network"][key]:
+                raise ConfigError(f"network.{key} = {value} applies to neuron = '{other}' only, not '{neuron}'")
+            if other == neuron:
+                network[key] = value
+    if neuron == "constant_slope" and config["loss"].get("gamma_silent"):
+        raise ConfigError("loss.gamma_silent applies to neuron = 'ramp' only: constant-slope outputs pass the "
+                          "gradient of their extrapolated crossing; set it to 0")
+    cls = ConstantSlopeNetwork if neuron == "constant_slope" else TTFSNetwork
+    return cls(seed=config["seed"], **network)
 
 
 def train_ttfs(config, run_dir, resume=True, progress=True, stop_after_steps=None, overrides=None):

@@ -2,8 +2,10 @@
 
 Two kinds of network are recognised from ``spec.metadata``:
 
-* **exact TTFS** (``model == "TTFSNetwork"``, :mod:`neurocode.torch.ttfs`): inputs spike
-  at ``t_input (1 - x)``; the torch reference is the closed-form layer. Silent neurons get
+* **exact TTFS** (``model`` one of :data:`neurocode.torch.ttfs_models.MODELS`: the ramp
+  neuron of :mod:`neurocode.torch.ttfs` or the constant-slope one of
+  :mod:`neurocode.torch.constant_slope`): inputs spike at ``t_input (1 - x)``; the torch
+  reference is the closed-form layer. Silent ramp neurons get
   their window's end as spike time in torch, so the Brian2 network gets the same rule
   (:func:`~neurocode.validate.variants.window_end_rule`); the answer is the first output
   spike (ties: lowest index, as ``argmin``). By default (``timing="auto"``) spike times are
@@ -103,9 +105,9 @@ class TTFSTask:
         """Per layer, first spike times (s, ``inf`` if silent) and the answers."""
         import torch
 
-        from neurocode.torch.ttfs import TTFSNetwork
+        from neurocode.torch.ttfs_models import network_from_spec
 
-        net = TTFSNetwork.from_spec(spec).double()
+        net = network_from_spec(spec).double()
         t_in = self.encode(x) / self.tau_s
         layers = [[] for _ in self.layers]
         with torch.no_grad():
