@@ -57,7 +57,7 @@ def tradeoff_figure(sweep, path):
     if len(panels):
         handles = axes[0][-1].get_legend()
         if handles is not None:
-            sns.move_legend(axes[0][-1], "lower right", title=None, frameon=False)
+            sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.0, 1.0), title=None, frameon=False)
     return save_figure(fig, path, data)
 
 
