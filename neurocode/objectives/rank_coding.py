@@ -243,21 +243,32 @@ def early_exit(model, x, theta=0.95, activation="sigmoid", y=None):
                    activation, theta, 0.0)
 
 
-def evaluate(model, batches, theta=0.95, activation="sigmoid"):
+def evaluate(model, batches, theta=0.95, activation="sigmoid", score=None):
     """Early-exit accuracy over an iterable of ``(x, y)`` batches.
+
+    With a ``score`` (e.g. :class:`neurocode.objectives.spotting.SpottingScore`), batches are
+    ``(x, y, ideal_step)`` and the score's fields of all answers are added.
 
     Returns
     -------
     dict
         ``accuracy``, ``mean_decision_step`` (0-based), ``mean_decision_frac`` (decision step
-        + 1 over sequence length), ``crossed_frac``, ``steps_saved_frac``, ``n``.
+        + 1 over sequence length), ``crossed_frac``, ``steps_saved_frac``, ``n`` (and the
+        score's fields).
     """
     was_training = model.training
     model.eval()
     correct = n = steps = computed = total = crossed = 0
     frac = 0.0
-    for x, y in batches:
+    answers = []
+    for batch in batches:
+        x, y = batch[0], batch[1]
+        if score is not None and len(batch) != 3:
+            raise ValueError("evaluate() with a score needs (x, y, ideal_step) batches")
         res = early_exit(model, x, theta, activation)
+        if score is not None:
+            answers.append(torch.stack([res.prediction.cpu(), res.decision_step.cpu(), y.cpu(),
+                                        torch.as_tensor(batch[2]).cpu()]))
         correct += int((res.prediction == y).sum())
         n += y.numel()
         steps += int(res.decision_step.sum())
@@ -268,9 +279,12 @@ def evaluate(model, batches, theta=0.95, activation="sigmoid"):
     model.train(was_training)
     if n == 0:
         raise ValueError("evaluate() got no batches")
-    return {"accuracy": correct / n, "mean_decision_step": steps / n,
-            "mean_decision_frac": frac / n, "crossed_frac": crossed / n,
-            "steps_saved_frac": 1 - computed / total, "n": n}
+    out = {"accuracy": correct / n, "mean_decision_step": steps / n,
+           "mean_decision_frac": frac / n, "crossed_frac": crossed / n,
+           "steps_saved_frac": 1 - computed / total, "n": n}
+    if score is not None:
+        out.update(score(*torch.cat(answers, 1).numpy()))
+    return out
 
 
 
