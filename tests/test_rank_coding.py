@@ -263,3 +263,15 @@ def test_train_run_on_fresh_spotting_reports_the_score(tmp_path):
     assert m["score_costs"] == {"wrong": 1.0, "premature": 1.0, "late": 0.04}
     with pytest.raises(ValueError, match="fresh training data exists for the toy tasks only"):
         train_run("mnist", "lstm", "rc", 0.9, epochs=1, data="fresh", out=tmp_path / "m")
+
+
+def test_last_step_accuracy_and_front_at():
+    from neurocode.objectives.rank_coding import front_at, last_step_accuracy
+    torch.manual_seed(0)
+    model = LSTMClassifier(1, 3, hidden=5)
+    x, y = torch.randn(40, 9, 1), torch.randint(0, 3, (40,))
+    with torch.no_grad():
+        ref = float((model(x)[:, -1].argmax(-1) == y).float().mean())
+    assert last_step_accuracy(model, [(x[:25], y[:25]), (x[25:], y[25:], None)]) == pytest.approx(ref)
+    np.testing.assert_allclose(front_at(([1.0, 3.0], [0.5, 0.9]), [0.5, 1.0, 2.5, 9.0]),
+                               [np.nan, 0.5, 0.8, 0.9])

@@ -287,6 +287,38 @@ def evaluate(model, batches, theta=0.95, activation="sigmoid", score=None):
     return out
 
 
+@torch.no_grad()
+def last_step_accuracy(model, batches, activation="sigmoid"):
+    """Accuracy of the answers at the last step (the whole sequence read, no early exit) over
+    ``(x, y, ...)`` batches: the non-RC network's own read-out."""
+    was_training = model.training
+    model.eval()
+    correct = n = 0
+    for batch in batches:
+        x, y = batch[0], batch[1]
+        res = last_step_loss(model, x, None, activation=activation)
+        correct += int((res.prediction == y).sum())
+        n += y.numel()
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("last_step_accuracy() got no batches")
+    return correct / n
+
+
+def front_at(front, steps):
+    """Accuracy of a speed-accuracy front (:func:`speed_accuracy_front`) at mean decision steps.
+
+    Linear between the front's points, flat after its last one (as in
+    :func:`compare_at_matched_steps`) and NaN before its fastest point (not extrapolated).
+
+    >>> front_at(([2, 4], [0.6, 0.8]), [1, 3, 5]).tolist()
+    [nan, 0.7, 0.8]
+    """
+    import numpy as np
+    fs, fa = (np.asarray(v, float) for v in front)
+    steps = np.asarray(steps, float)
+    return np.where(steps < fs.min(), np.nan, np.interp(steps, fs, fa))
+
 
 def train_epoch(model, optimizer, batches, mode="rc", theta=0.95, beta=0.0, activation="sigmoid",
                 clip=None):
