@@ -240,8 +240,9 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                 return state["history"]
         bar.close()
         state["wall_s"] += time.time() - t0
+        seen = n if stream is None else state["seen"]
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               **{f"train_{k}": v / (n if stream is None else state["seen"]) for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
+               **{f"train_{k}": v / seen for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
         if eval_fn is not None:
             model.eval()
             with torch.no_grad():
