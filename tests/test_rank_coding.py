@@ -260,18 +260,27 @@ def test_train_run_on_fresh_spotting_reports_the_score(tmp_path):
     assert m["data"] == "fresh" and m["epoch_sequences"] == 128 and m["n_train"] is None
     assert m["n_test"] == 300 and m["curve"][0]["n"] == 300
     assert 0 <= m["score"] <= 1 and {"wrong_frac", "premature_frac", "mean_delay"} <= set(m["curve"][0])
+    assert m["last_step"]["mean_decision_step"] == 24 and "score" in m["last_step"]
     assert m["score_costs"] == {"wrong": 1.0, "premature": 1.0, "late": 0.04}
     with pytest.raises(ValueError, match="fresh training data exists for the toy tasks only"):
         train_run("mnist", "lstm", "rc", 0.9, epochs=1, data="fresh", out=tmp_path / "m")
 
 
-def test_last_step_accuracy_and_front_at():
-    from neurocode.objectives.rank_coding import front_at, last_step_accuracy
+def test_evaluate_last_step_and_front_at():
+    from neurocode.objectives.rank_coding import evaluate_last_step, front_at
+    from neurocode.objectives.spotting import SpottingScore
     torch.manual_seed(0)
     model = LSTMClassifier(1, 3, hidden=5)
     x, y = torch.randn(40, 9, 1), torch.randint(0, 3, (40,))
     with torch.no_grad():
         ref = float((model(x)[:, -1].argmax(-1) == y).float().mean())
-    assert last_step_accuracy(model, [(x[:25], y[:25]), (x[25:], y[25:], None)]) == pytest.approx(ref)
+    ev = evaluate_last_step(model, [(x[:25], y[:25]), (x[25:], y[25:])])
+    assert ev["accuracy"] == pytest.approx(ref) and ev["mean_decision_step"] == 8 and ev["n"] == 40
+    ideal = torch.randint(0, 9, (40,))
+    with torch.no_grad():
+        pred = model(x)[:, -1].argmax(-1)
+    scored = evaluate_last_step(model, [(x, y, ideal)], score=SpottingScore())
+    assert scored["score"] == pytest.approx(SpottingScore()(pred.numpy(), np.full(40, 8), y.numpy(),
+                                                            ideal.numpy())["score"])
     np.testing.assert_allclose(front_at(([1.0, 3.0], [0.5, 0.9]), [0.5, 1.0, 2.5, 9.0]),
                                [np.nan, 0.5, 0.8, 0.9])

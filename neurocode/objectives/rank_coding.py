@@ -288,21 +288,34 @@ def evaluate(model, batches, theta=0.95, activation="sigmoid", score=None):
 
 
 @torch.no_grad()
-def last_step_accuracy(model, batches, activation="sigmoid"):
-    """Accuracy of the answers at the last step (the whole sequence read, no early exit) over
-    ``(x, y, ...)`` batches: the non-RC network's own read-out."""
+def evaluate_last_step(model, batches, activation="sigmoid", score=None):
+    """The answers at the last step (the whole sequence read, no early exit): the non-RC
+    network's own read-out.
+
+    Batches as in :func:`evaluate`; returns ``accuracy``, ``mean_decision_step`` (``T - 1``),
+    ``n`` (and the ``score``'s fields, every answer given at the last step).
+    """
     was_training = model.training
     model.eval()
     correct = n = 0
+    answers = []
     for batch in batches:
         x, y = batch[0], batch[1]
+        if score is not None and len(batch) != 3:
+            raise ValueError("evaluate_last_step() with a score needs (x, y, ideal_step) batches")
         res = last_step_loss(model, x, None, activation=activation)
         correct += int((res.prediction == y).sum())
         n += y.numel()
+        if score is not None:
+            answers.append(torch.stack([res.prediction.cpu(), res.decision_step.cpu(), y.cpu(),
+                                        torch.as_tensor(batch[2]).cpu()]))
     model.train(was_training)
     if n == 0:
-        raise ValueError("last_step_accuracy() got no batches")
-    return correct / n
+        raise ValueError("evaluate_last_step() got no batches")
+    out = {"accuracy": correct / n, "mean_decision_step": x.shape[1] - 1, "n": n}
+    if score is not None:
+        out.update(score(*torch.cat(answers, 1).numpy()))
+    return out
 
 
 def front_at(front, steps):

@@ -16,7 +16,7 @@ import torch
 
 from neurocode.errors import ConfigError
 from neurocode.io import atomic_path, write_json
-from neurocode.objectives.rank_coding import evaluate, last_step_accuracy
+from neurocode.objectives.rank_coding import evaluate, evaluate_last_step
 from neurocode.objectives.spotting import SpottingScore
 from neurocode.training.options import Option, check_table
 
@@ -203,7 +203,8 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     -------
     dict
         ``accuracy``, ``mean_decision_step`` (0-based), ``steps_saved_frac``,
-        ``last_step_accuracy`` (answers after the whole sequence, no early exit),
+        ``last_step_accuracy`` and ``last_step`` (answers after the whole sequence, no early
+        exit: :func:`~neurocode.objectives.rank_coding.evaluate_last_step`),
         ``epoch_seconds`` (mean training wall time per epoch), ``history`` and ``curve``
         (one early-exit evaluation per read-out threshold), plus the configuration; on
         spotting also ``score`` and ``score_costs``.
@@ -280,9 +281,10 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         ev = evaluate(net, batches(te, 500), theta=th, activation=activation, score=score)
         curve.append({"theta": th, **ev})
     main = next(c for c in curve if c["theta"] == theta)
+    last = evaluate_last_step(net, batches(te, 500), activation, score=score)
     metrics = {**config, "steps": info["steps"],
                "accuracy": main["accuracy"], "mean_decision_step": main["mean_decision_step"],
-               "last_step_accuracy": last_step_accuracy(net, batches(te, 500), activation),
+               "last_step_accuracy": last["accuracy"], "last_step": last,
                "steps_saved_frac": main["steps_saved_frac"],
                "epoch_seconds": float(np.mean([h["wall_s"] for h in history[:epochs]])),
                "history": history[:epochs], "curve": curve}

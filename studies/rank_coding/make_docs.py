@@ -41,7 +41,7 @@ SAMPLE_SPOTTING = 100.0      # % last-step accuracy of the authors' sample's las
 TARGET_SPOTTING = 99.0       # % the issue's goal for our non-RC LSTM on spotting
 KEEP = ("task", "model", "mode", "theta", "beta", "epochs", "lr", "batch_size", "hidden", "seed", "data",
         "epoch_sequences", "n_train", "steps", "accuracy", "mean_decision_step", "last_step_accuracy",
-        "steps_saved_frac", "score", "score_costs", "epoch_seconds", "card")
+        "steps_saved_frac", "score", "score_costs", "epoch_seconds", "card", "last_step")
 CURVE = ("theta", "accuracy", "mean_decision_step", "score", "premature_frac", "wrong_frac", "mean_delay")
 HISTORY = ("epoch", "train_accuracy", "train_steps_computed_frac", "accuracy", "mean_decision_step", "score",
            "wall_s")
@@ -83,6 +83,7 @@ def lstm_table(runs, task):
         rows.append({"training": _label(r), "θ": r["theta"], "β": r["beta"], "epochs": r["epochs"],
                      "sequences": _sequences(r),
                      "last-step accuracy (%)": _pct(r.get("last_step_accuracy")),
+                     "last-step score": _num(r.get("last_step", {}).get("score", np.nan), 4),
                      "early-exit accuracy (%)": _pct(r["accuracy"]),
                      "mean decision step": _num(r["mean_decision_step"] + 1),
                      "score": _num(r.get("score"), 4),
@@ -97,12 +98,14 @@ def lstm_table(runs, task):
 
 
 def readouts(runs):
-    """Every LSTM read-out as a row: task, training, train θ, β, read-out θ, accuracy, 1-based step, score."""
+    """Every LSTM read-out as a row: task, training, train θ, β, read-out θ, accuracy, 1-based step,
+    score. The read-out of the whole sequence (no early exit) has read-out θ 1.0 (never crossed)."""
     rows = []
     for r in runs:
         if r["model"] != "lstm":
             continue
-        for c in r["curve"]:
+        last = [{**r["last_step"], "theta": 1.0}] if "last_step" in r else []
+        for c in r["curve"] + last:
             rows.append({"task": r["task"], "model": "lstm", "training": _label(r), "train_theta": r["theta"],
                          "beta": r["beta"], "readout_theta": c["theta"], "accuracy": c["accuracy"],
                          "mean_decision_step": c["mean_decision_step"] + 1, "score": c.get("score", np.nan),
