@@ -78,7 +78,7 @@ PRESETS = {
                               "beta_theta": 0.95}},
         "spiking": {"hidden": 256, "lr": 3e-3, "batch_size": 64, "card": "alif",
                     "tasks": {"mnist": {"epochs": 10, "n_train": None},
-                              "keywords": {"epochs": 10, "n_train": None, "batch_size": 32}}},
+                              "keywords": {"epochs": 30, "n_train": None, "batch_size": 32}}},
     },
 }
 #: Read-out thresholds of every trained LSTM (the non-RC curve comes from these alone).
