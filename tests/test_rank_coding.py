@@ -224,3 +224,63 @@ def test_train_run_checkpoints_resumes_and_rejects_other_config(tmp_path):
         train_run("noise", "lstm", "full", 0.9, **kw, out=tmp_path)
     with pytest.raises(ValueError, match=r"mode = 'bptt': must be one of \['rc', 'full'\]"):
         train_run("noise", "lstm", "bptt", 0.9, **kw, out=tmp_path / "x")
+
+
+def test_fit_on_a_fresh_stream_resumes_exactly(tmp_path):
+    from neurocode.data.toy import FreshBatches
+    from neurocode.objectives.rank_coding import last_step_loss
+    from neurocode.training.loop import fit
+
+    def loss_fn(m, x, y):
+        return last_step_loss(m, x, y).loss, {}
+
+    def train(folder, stop=None):
+        torch.manual_seed(0)
+        model = LSTMClassifier(1, 2, hidden=6)
+        opt = torch.optim.Adam(model.parameters(), 1e-2)
+        stream = FreshBatches("spotting", batch_size=8, steps_per_epoch=3, seed=2)
+        fit(model, loss_fn, stream, None, folder, 2, opt, seed=2, progress=False, stop_after_steps=stop)
+        return model, opt, stream
+
+    whole, _, _ = train(tmp_path / "a")
+    train(tmp_path / "b", stop=4)                       # killed in epoch 2 at step 1
+    torch.manual_seed(123)                              # the resumed model starts elsewhere
+    resumed, _, _ = train(tmp_path / "b")
+    for p, q in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    import json
+    rows = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert len(rows) == 2 and rows[0]["train_loss"] > 0
+
+
+def test_train_run_on_fresh_spotting_reports_the_score(tmp_path):
+    from neurocode.training.rank_coding import train_run
+    m = train_run("spotting", "lstm", "rc", 0.9, epochs=1, lr=1e-2, batch_size=32, hidden=8,
+                  data="fresh", epoch_sequences=100, n_test=300, thetas=[0.6], out=tmp_path)
+    assert m["data"] == "fresh" and m["epoch_sequences"] == 128 and m["n_train"] is None
+    assert m["n_test"] == 300 and m["curve"][0]["n"] == 300
+    assert 0 <= m["score"] <= 1 and {"wrong_frac", "premature_frac", "mean_delay"} <= set(m["curve"][0])
+    assert m["last_step"]["mean_decision_step"] == 24 and "score" in m["last_step"]
+    assert m["score_costs"] == {"wrong": 1.0, "premature": 1.0, "late": 0.04}
+    with pytest.raises(ValueError, match="fresh training data exists for the toy tasks only"):
+        train_run("mnist", "lstm", "rc", 0.9, epochs=1, data="fresh", out=tmp_path / "m")
+
+
+def test_evaluate_last_step_and_front_at():
+    from neurocode.objectives.rank_coding import evaluate_last_step, front_at
+    from neurocode.objectives.spotting import SpottingScore
+    torch.manual_seed(0)
+    model = LSTMClassifier(1, 3, hidden=5)
+    x, y = torch.randn(40, 9, 1), torch.randint(0, 3, (40,))
+    with torch.no_grad():
+        ref = float((model(x)[:, -1].argmax(-1) == y).float().mean())
+    ev = evaluate_last_step(model, [(x[:25], y[:25]), (x[25:], y[25:])])
+    assert ev["accuracy"] == pytest.approx(ref) and ev["mean_decision_step"] == 8 and ev["n"] == 40
+    ideal = torch.randint(0, 9, (40,))
+    with torch.no_grad():
+        pred = model(x)[:, -1].argmax(-1)
+    scored = evaluate_last_step(model, [(x, y, ideal)], score=SpottingScore())
+    assert scored["score"] == pytest.approx(SpottingScore()(pred.numpy(), np.full(40, 8), y.numpy(),
+                                                            ideal.numpy())["score"])
+    np.testing.assert_allclose(front_at(([1.0, 3.0], [0.5, 0.9]), [0.5, 1.0, 2.5, 9.0]),
+                               [np.nan, 0.5, 0.8, 0.9])

@@ -4,7 +4,8 @@ model weights; the spiking model's NetworkSpec).
 
 Example::
 
-    neurocode rank-coding --task spotting --model lstm --mode rc --epochs 5 --out runs/rc-spot
+    neurocode rank-coding --task spotting --model lstm --mode rc --data fresh --epochs 10 \
+        --lr 3e-4 --batch-size 128 --out runs/rc-spot
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def register(sub):
     p.add_argument("--input-dropout", type=float, default=0.0,
                    help="LSTM: probability of dropping each input at each training step")
     p.add_argument("--n-train", type=int, default=None)
+    p.add_argument("--data", choices=["fixed", "fresh"], default="fixed",
+                   help="toy tasks: 'fresh' draws a new batch every step (seeded by --seed and the step)")
+    p.add_argument("--epoch-sequences", type=int, default=100_000,
+                   help="with --data fresh: sequences per epoch (between evaluations)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="toy tasks: held-out test sequences (default 1,000; 10,000 with --data fresh)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (checkpoints every epoch; resumed if present)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
@@ -50,8 +57,10 @@ def run(args):
                   args.batch_size, args.hidden, args.seed, args.n_train, out=args.out,
                   activation=args.activation, card=args.card, resume=args.resume,
                   progress=args.progress, input_dropout=args.input_dropout, train_params=args.train_params,
-                  param_lr=args.param_lr)
-    out = {k: m[k] for k in ("task", "model", "mode", "accuracy", "steps_saved_frac", "epoch_seconds")}
+                  param_lr=args.param_lr, data=args.data, epoch_sequences=args.epoch_sequences,
+                  n_test=args.n_test)
+    out = {k: m[k] for k in ("task", "model", "mode", "accuracy", "last_step_accuracy", "steps_saved_frac",
+                             "epoch_seconds", "score") if k in m}
     out["mean_decision_step_1based"] = m["mean_decision_step"] + 1
     out["steps"] = m["steps"]
     print(json.dumps(out, indent=2))

@@ -243,21 +243,32 @@ def early_exit(model, x, theta=0.95, activation="sigmoid", y=None):
                    activation, theta, 0.0)
 
 
-def evaluate(model, batches, theta=0.95, activation="sigmoid"):
+def evaluate(model, batches, theta=0.95, activation="sigmoid", score=None):
     """Early-exit accuracy over an iterable of ``(x, y)`` batches.
+
+    With a ``score`` (e.g. :class:`neurocode.objectives.spotting.SpottingScore`), batches are
+    ``(x, y, ideal_step)`` and the score's fields of all answers are added.
 
     Returns
     -------
     dict
         ``accuracy``, ``mean_decision_step`` (0-based), ``mean_decision_frac`` (decision step
-        + 1 over sequence length), ``crossed_frac``, ``steps_saved_frac``, ``n``.
+        + 1 over sequence length), ``crossed_frac``, ``steps_saved_frac``, ``n`` (and the
+        score's fields).
     """
     was_training = model.training
     model.eval()
     correct = n = steps = computed = total = crossed = 0
     frac = 0.0
-    for x, y in batches:
+    answers = []
+    for batch in batches:
+        x, y = batch[0], batch[1]
+        if score is not None and len(batch) != 3:
+            raise ValueError("evaluate() with a score needs (x, y, ideal_step) batches")
         res = early_exit(model, x, theta, activation)
+        if score is not None:
+            answers.append(torch.stack([res.prediction.cpu(), res.decision_step.cpu(), y.cpu(),
+                                        torch.as_tensor(batch[2]).cpu()]))
         correct += int((res.prediction == y).sum())
         n += y.numel()
         steps += int(res.decision_step.sum())
@@ -268,10 +279,58 @@ def evaluate(model, batches, theta=0.95, activation="sigmoid"):
     model.train(was_training)
     if n == 0:
         raise ValueError("evaluate() got no batches")
-    return {"accuracy": correct / n, "mean_decision_step": steps / n,
-            "mean_decision_frac": frac / n, "crossed_frac": crossed / n,
-            "steps_saved_frac": 1 - computed / total, "n": n}
+    out = {"accuracy": correct / n, "mean_decision_step": steps / n,
+           "mean_decision_frac": frac / n, "crossed_frac": crossed / n,
+           "steps_saved_frac": 1 - computed / total, "n": n}
+    if score is not None:
+        out.update(score(*torch.cat(answers, 1).numpy()))
+    return out
 
+
+@torch.no_grad()
+def evaluate_last_step(model, batches, activation="sigmoid", score=None):
+    """The answers at the last step (the whole sequence read, no early exit): the non-RC
+    network's own read-out.
+
+    Batches as in :func:`evaluate`; returns ``accuracy``, ``mean_decision_step`` (``T - 1``),
+    ``n`` (and the ``score``'s fields, every answer given at the last step).
+    """
+    was_training = model.training
+    model.eval()
+    correct = n = 0
+    answers = []
+    for batch in batches:
+        x, y = batch[0], batch[1]
+        if score is not None and len(batch) != 3:
+            raise ValueError("evaluate_last_step() with a score needs (x, y, ideal_step) batches")
+        res = last_step_loss(model, x, None, activation=activation)
+        correct += int((res.prediction == y).sum())
+        n += y.numel()
+        if score is not None:
+            answers.append(torch.stack([res.prediction.cpu(), res.decision_step.cpu(), y.cpu(),
+                                        torch.as_tensor(batch[2]).cpu()]))
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("evaluate_last_step() got no batches")
+    out = {"accuracy": correct / n, "mean_decision_step": x.shape[1] - 1, "n": n}
+    if score is not None:
+        out.update(score(*torch.cat(answers, 1).numpy()))
+    return out
+
+
+def front_at(front, steps):
+    """Accuracy of a speed-accuracy front (:func:`speed_accuracy_front`) at mean decision steps.
+
+    Linear between the front's points, flat after its last one (as in
+    :func:`compare_at_matched_steps`) and NaN before its fastest point (not extrapolated).
+
+    >>> front_at(([2, 4], [0.6, 0.8]), [1, 3, 5]).tolist()
+    [nan, 0.7, 0.8]
+    """
+    import numpy as np
+    fs, fa = (np.asarray(v, float) for v in front)
+    steps = np.asarray(steps, float)
+    return np.where(steps < fs.min(), np.nan, np.interp(steps, fs, fa))
 
 
 def train_epoch(model, optimizer, batches, mode="rc", theta=0.95, beta=0.0, activation="sigmoid",

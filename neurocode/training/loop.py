@@ -12,8 +12,11 @@ run-folder format:
 * ``summary.json`` (the final metrics) and ``network.npz`` (the trained NetworkSpec, where
   the model is a spiking network) at the end.
 
-Batches are drawn from a permutation seeded by ``(seed, epoch)``, so a run killed at any
-point and resumed from its checkpoint produces the same weights as an uninterrupted one.
+Batches are drawn from a permutation seeded by ``(seed, epoch)`` -- or, for a stream of fresh
+data (an object with ``steps_per_epoch`` and ``draw(epoch, step) -> (x, y)``, e.g.
+:class:`neurocode.data.toy.FreshBatches`), drawn by the stream from ``(epoch, step)`` -- so a run
+killed at any point and resumed from its checkpoint produces the same weights as an
+uninterrupted one.
 
 The task modules (:mod:`neurocode.training.ttfs`, :mod:`neurocode.training.rank_coding`)
 build a model, a loss and data from a config and call :func:`fit`.
@@ -140,8 +143,10 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     loss_fn : callable
         ``loss_fn(model, x, y) -> (loss, parts)``; ``parts`` is a dict of floats that is
         averaged over the epoch into the metrics (``train_<name>``).
-    train_data : tuple of Tensor
-        ``(x, y)`` with the samples along dimension 0 (kept on the CPU; batches move to ``device``).
+    train_data : tuple of Tensor, or a stream
+        ``(x, y)`` with the samples along dimension 0 (kept on the CPU; batches move to
+        ``device``), or a stream of fresh batches: an object with ``steps_per_epoch`` (int) and
+        ``draw(epoch, step) -> (x, y)`` that returns the same batch for the same arguments.
     eval_fn : callable or None
         ``eval_fn(model) -> dict`` of metrics, called after each epoch.
     run_dir : str or Path
@@ -171,11 +176,17 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / CHECKPOINT
-    x, y = train_data
-    n = len(x)
-    if n == 0 or len(y) != n:
-        raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
-    steps_per_epoch = (n + batch_size - 1) // batch_size
+    stream = train_data if callable(getattr(train_data, "draw", None)) else None
+    if stream is not None:
+        steps_per_epoch = int(stream.steps_per_epoch)
+        if steps_per_epoch < 1:
+            raise DatasetError(f"a fresh-data stream needs steps_per_epoch >= 1, got {steps_per_epoch}")
+    else:
+        x, y = train_data
+        n = len(x)
+        if n == 0 or len(y) != n:
+            raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
+        steps_per_epoch = (n + batch_size - 1) // batch_size
     state = {"epoch": 0, "step": 0, "history": [], "sums": {}, "seed": seed, "wall_s": 0.0}
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, model, optimizer, map_location=device or "cpu")
@@ -186,7 +197,8 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     ran = 0
     while state["epoch"] < epochs:
         epoch = state["epoch"]
-        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
+        if stream is None:
+            order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
         for group in optimizer.param_groups:   # "initial_lr" travels with the optimizer's checkpoint
             group["lr"] = group.setdefault("initial_lr", group["lr"]) * lr_decay ** epoch
         model.train()
@@ -194,8 +206,11 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                    disable=not progress, leave=False)
         t0 = time.time()
         while state["step"] < steps_per_epoch:
-            idx = order[state["step"] * batch_size:(state["step"] + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
+            if stream is None:
+                idx = order[state["step"] * batch_size:(state["step"] + 1) * batch_size]
+                xb, yb = x[idx], y[idx]
+            else:
+                xb, yb = stream.draw(epoch, state["step"])
             if device is not None:
                 xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -207,7 +222,8 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
             optimizer.step()
             parts = {"loss": float(loss.detach()), **parts}
             for key, value in parts.items():
-                state["sums"][key] = state["sums"].get(key, 0.0) + value * len(idx)
+                state["sums"][key] = state["sums"].get(key, 0.0) + value * len(yb)
+            state["seen"] = state.get("seen", 0) + len(yb)     # examples this epoch (streams)
             state["step"] += 1
             ran += 1
             bar.update(1)
@@ -224,14 +240,15 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                 return state["history"]
         bar.close()
         state["wall_s"] += time.time() - t0
+        seen = n if stream is None else state["seen"]
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               **{f"train_{k}": v / n for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
+               **{f"train_{k}": v / seen for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
         if eval_fn is not None:
             model.eval()
             with torch.no_grad():
                 row.update(eval_fn(model))
         state["history"].append(row)
-        state.update(epoch=epoch + 1, step=0, sums={}, wall_s=0.0)
+        state.update(epoch=epoch + 1, step=0, sums={}, seen=0, wall_s=0.0)
         save_checkpoint(ckpt, model, optimizer, state)
         _write_metrics(run_dir, state["history"])
         log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items()

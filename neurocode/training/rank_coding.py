@@ -16,7 +16,8 @@ import torch
 
 from neurocode.errors import ConfigError
 from neurocode.io import atomic_path, write_json
-from neurocode.objectives.rank_coding import evaluate
+from neurocode.objectives.rank_coding import evaluate, evaluate_last_step
+from neurocode.objectives.spotting import SpottingScore
 from neurocode.training.options import Option, check_table
 
 log = logging.getLogger(__name__)
@@ -32,21 +33,27 @@ OPTIONS = {
     "n_train": Option(int, low=1, nullable=True), "activation": Option(str, choices=("sigmoid", "softmax")),
     "card": Option(str), "input_dropout": Option(float, low=0, high=1, high_inclusive=False),
     "param_lr": Option(float, low=0, inclusive=False, nullable=True),
+    "data": Option(str, choices=("fixed", "fresh")), "epoch_sequences": Option(int, low=1),
+    "n_test": Option(int, low=1, nullable=True),
 }
+#: Held-out test sequences of a toy task trained on fresh data.
+FRESH_TEST = 10_000
 
 
 class _Tensors:
-    """Dense ``(x, y)`` tensors with the ``batch(idx)`` / ``compact()`` / ``expand()`` protocol."""
+    """Dense ``(x, y)`` tensors with the ``batch(idx)`` / ``compact()`` / ``expand()`` protocol;
+    with ``ideal`` (ideal decision steps), ``batch`` returns ``(x, y, ideal)``."""
 
-    def __init__(self, x, y):
-        self.x, self.y = x, y
+    def __init__(self, x, y, ideal=None):
+        self.x, self.y, self.ideal = x, y, ideal
 
     def __len__(self):
         return self.y.shape[0]
 
     def batch(self, index):
         index = torch.as_tensor(index, dtype=torch.long)
-        return self.x.index_select(0, index), self.y.index_select(0, index)
+        xy = self.x.index_select(0, index), self.y.index_select(0, index)
+        return xy if self.ideal is None else xy + (self.ideal.index_select(0, index),)
 
     def compact(self):
         """``(x, y)`` as stored: what :func:`neurocode.training.loop.fit` indexes."""
@@ -78,18 +85,27 @@ class _Temporal:
         return (t[:, None, :] == torch.arange(self.steps)[None, :, None]).float()
 
 
-def load_task(task, seed=0, n_train=None, keywords_root=None):
+def load_task(task, seed=0, n_train=None, keywords_root=None, stream=None, n_test=None):
     """``(train, test, n_in, n_classes, info)`` for a task.
 
     ``train`` and ``test`` have ``len``, ``batch(idx) -> (x, y)`` (dense inputs),
     ``compact() -> (x, y)`` (the stored form) and ``expand(x)`` (stored -> dense).
+    For a toy task, ``stream`` (a :class:`neurocode.data.toy.FreshBatches`) replaces the fixed
+    training set (``train`` is the stream) and draws the test set (``n_test`` sequences,
+    :data:`FRESH_TEST` by default); spotting's test batches carry the ideal decision steps.
     """
     if task == "spotting" or task == "noise":
         from neurocode.data.toy import TASKS as TOY
-        n = n_train or 4000
-        tr, te = TOY[task](n, seed=seed), TOY[task](1000, seed=seed + 10_000)
-        return (_Tensors(*tr.tensors()), _Tensors(*te.tensors()), 1, 2,
-                {"encoding": "current", "steps": tr.x.shape[1]})
+        if stream is None:
+            tr, te = TOY[task](n_train or 4000, seed=seed), TOY[task](n_test or 1000, seed=seed + 10_000)
+            train = _Tensors(*tr.tensors())
+        else:
+            train, te = stream, stream.test(n_test or FRESH_TEST)
+        ideal = torch.from_numpy(te.ideal_step) if task == "spotting" else None
+        return (train, _Tensors(*te.tensors(), ideal=ideal), 1, 2,
+                {"encoding": "current", "steps": te.x.shape[1]})
+    if stream is not None:
+        raise ConfigError(f"fresh training data exists for the toy tasks only, not '{task}'")
     if task in ("mnist", "fashion_mnist"):
         from neurocode.data.temporal import load_temporal
         name = "mnist5k" if task == "mnist" else "fashion_mnist"
@@ -157,7 +173,8 @@ def build_model(kind, n_in, n_classes, hidden, encoding, seed=0, dt=1e-3, card="
 def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=1e-3,
               batch_size=64, hidden=125, seed=0, n_train=None, thetas=None, out=None,
               activation="sigmoid", card="alif", keywords_root=None, resume=True, progress=False,
-              input_dropout=0.0, train_params=(), param_lr=None):
+              input_dropout=0.0, train_params=(), param_lr=None, data="fixed", epoch_sequences=100_000,
+              n_test=None):
     """Train one network with :func:`neurocode.training.loop.fit` and evaluate it with early exit.
 
     The run folder ``out`` (a temporary folder if ``None``) has the trainer's one format
@@ -175,12 +192,22 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     weights (``"tau_m"`` for the hidden population, ``"out.tau_m"`` for the outputs), with
     learning rate ``param_lr`` (default ``lr``); the saved ``network.npz`` holds their trained values.
 
+    ``data="fresh"`` (toy tasks): every training step draws a new batch
+    (:class:`neurocode.data.toy.FreshBatches`, seeded by the run seed and step); an epoch is
+    ``epoch_sequences`` sequences (rounded up to whole batches), so the run sees
+    ``epochs * epoch_sequences`` sequences; ``n_train`` is then unused and the test set is a
+    held-out draw of ``n_test`` sequences (:data:`FRESH_TEST`). On spotting every evaluation
+    adds the :class:`~neurocode.objectives.spotting.SpottingScore` (default costs) of the answers.
+
     Returns
     -------
     dict
         ``accuracy``, ``mean_decision_step`` (0-based), ``steps_saved_frac``,
+        ``last_step_accuracy`` and ``last_step`` (answers after the whole sequence, no early
+        exit: :func:`~neurocode.objectives.rank_coding.evaluate_last_step`),
         ``epoch_seconds`` (mean training wall time per epoch), ``history`` and ``curve``
-        (one early-exit evaluation per read-out threshold), plus the configuration.
+        (one early-exit evaluation per read-out threshold), plus the configuration; on
+        spotting also ``score`` and ``score_costs``.
     """
     import tempfile
 
@@ -189,8 +216,11 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
 
     check_table({"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta, "epochs": epochs,
                  "lr": lr, "batch_size": batch_size, "hidden": hidden, "seed": seed, "n_train": n_train,
-                 "activation": activation, "card": card, "input_dropout": input_dropout, "param_lr": param_lr},
+                 "activation": activation, "card": card, "input_dropout": input_dropout, "param_lr": param_lr,
+                "data": data, "epoch_sequences": epoch_sequences, "n_test": n_test},
                 OPTIONS, "")
+    if data == "fresh" and task not in ("spotting", "noise"):
+        raise ConfigError(f"data = 'fresh': fresh training data exists for the toy tasks only, not '{task}'")
     if model == "spiking":
         theta, thetas = 0.5, None
     config = {"task": task, "model": model, "mode": mode, "theta": theta, "beta": beta,
@@ -202,6 +232,13 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     if train_params:
         config["train_params"] = list(train_params)
         config["param_lr"] = lr if param_lr is None else param_lr
+    stream = None
+    if data == "fresh":
+        from neurocode.data.toy import FreshBatches
+        stream = FreshBatches(task, batch_size, -(-epoch_sequences // batch_size), seed)
+        config.update(data="fresh", epoch_sequences=len(stream), n_train=None, n_test=n_test or FRESH_TEST)
+    elif n_test:
+        config["n_test"] = n_test
     tmp = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="rank-coding-")
@@ -212,7 +249,7 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
     out.mkdir(parents=True, exist_ok=True)
     check_resume(out, config, resume)
     write_config(out, config)
-    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root)
+    tr, te, n_in, n_classes, info = load_task(task, seed, n_train, keywords_root, stream, n_test)
     net = build_model(model, n_in, n_classes, hidden, info["encoding"], seed, card=card,
                       input_dropout=input_dropout if model == "lstm" else 0.0, trainable=train_params)
     # trainable card parameters (the only parameters of the runner's population dynamics)
@@ -222,16 +259,18 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         groups.append({"params": cards, "lr": config["param_lr"]})
     opt = torch.optim.Adam(groups, lr)
     objective = rank_coding_loss if mode == "rc" else last_step_loss
+    expand = (lambda xb: xb) if stream is not None else tr.expand
+    score = SpottingScore() if task == "spotting" else None
 
     def loss_fn(m, xb, yb):
-        res = objective(m, tr.expand(xb), yb, theta=theta, beta=beta, activation=activation)
+        res = objective(m, expand(xb), yb, theta=theta, beta=beta, activation=activation)
         return res.loss, {"accuracy": float((res.prediction == yb).float().mean()),
                           "steps_computed_frac": res.steps_computed / res.steps_total}
 
     def eval_fn(m):
-        return evaluate(m, batches(te, 500), theta=theta, activation=activation)
+        return evaluate(m, batches(te, 500), theta=theta, activation=activation, score=score)
 
-    history = fit(net, loss_fn, tr.compact(), eval_fn, out, epochs, opt, seed=seed,
+    history = fit(net, loss_fn, stream if stream is not None else tr.compact(), eval_fn, out, epochs, opt, seed=seed,
                   batch_size=batch_size, resume=resume, checkpoint_every=50, progress=progress)
     if len(history) < epochs:    # stopped early (stop_after_steps is not used here)
         raise RuntimeError(f"training in {out} stopped after {len(history)} of {epochs} epochs")
@@ -239,14 +278,19 @@ def train_run(task, model="lstm", mode="rc", theta=0.95, beta=0.0, epochs=5, lr=
         load_checkpoint(out / "checkpoint.pt", net)
     curve = []
     for th in sorted(set([theta] + list(thetas or []))):
-        ev = evaluate(net, batches(te, 500), theta=th, activation=activation)
+        ev = evaluate(net, batches(te, 500), theta=th, activation=activation, score=score)
         curve.append({"theta": th, **ev})
     main = next(c for c in curve if c["theta"] == theta)
+    last = evaluate_last_step(net, batches(te, 500), activation, score=score)
     metrics = {**config, "steps": info["steps"],
                "accuracy": main["accuracy"], "mean_decision_step": main["mean_decision_step"],
+               "last_step_accuracy": last["accuracy"], "last_step": last,
                "steps_saved_frac": main["steps_saved_frac"],
                "epoch_seconds": float(np.mean([h["wall_s"] for h in history[:epochs]])),
                "history": history[:epochs], "curve": curve}
+    if score is not None:
+        metrics["score"] = main["score"]
+        metrics["score_costs"] = {"wrong": score.wrong, "premature": score.premature, "late": score.late}
     write_json(out / "summary.json", metrics)
     with atomic_path(out / "model.pt") as path:
         torch.save(net.state_dict(), path)
