@@ -98,10 +98,9 @@ def test_cli_train_runs_and_reports(tmp_path, capsys):
 @pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "studies" / "ssr").glob("*.toml")),
                          ids=lambda p: p.name)
 def test_study_configs_load_and_build(config):
-    from neurocode.objectives.ssr import SSRLoss
-    from neurocode.torch.ttfs import TTFSNetwork
+    from neurocode.training.ttfs import build_ttfs
 
     cfg = load_config(config)
-    net = TTFSNetwork(seed=cfg["seed"], **cfg["network"])
+    net, loss, _ = build_ttfs(cfg)
     assert net.sizes[0] == 784 and net.sizes[-1] == 10
-    SSRLoss.from_config(cfg["loss"])
+    assert net.neuron == cfg["network"]["neuron"] and loss.regulariser == cfg["loss"]["regulariser"]
