@@ -236,6 +236,12 @@ JOBS = {"dense": dense_job, "lnp": lnp_job, "random": baseline_job, "activity": 
 GRID_KEYS = ("seeds", "sparsities", "preset")
 
 
+def job_config(cfg, seed, method, sparsity):
+    """The configuration (and so the checkpoint key) of one job: the study's config without the grid lists."""
+    return {**{k: v for k, v in cfg.items() if k not in GRID_KEYS}, "seed": seed, "method": method,
+            "sparsity": sparsity}
+
+
 def job(cfg, rows, data, *deps):
     """One job's row: computed by ``JOBS[cfg["method"]]`` or read back from ``rows`` (:func:`run_keyed`)."""
     from neurocode.cluster import run_keyed
@@ -314,7 +320,6 @@ def main():
     data = keyword_data(cfg, out / "keywords.npz")
     log.info("keywords: %d train / %d test clips, %s frames x %d bands (%.0f s)", len(data[1]), len(data[3]),
              data[0].shape[1], data[0].shape[2], time.perf_counter() - t0)
-    base = {k: v for k, v in cfg.items() if k not in GRID_KEYS}
     rows = str(out / "rows")
     results = []
     with client(args.scheduler, args.workers) as c:
@@ -322,14 +327,14 @@ def main():
         futures = []
         # per seed: dense, then per sparsity LNP and the baselines at its counts (submission order = priority)
         for seed in cfg["seeds"]:
-            dense = c.submit(job, {**base, "seed": seed, "method": "dense", "sparsity": 0.0}, rows, data_f,
+            dense = c.submit(job, job_config(cfg, seed, "dense", 0.0), rows, data_f,
                              key=f"dense-{seed}", pure=False)
             futures.append(dense)
             for sp in cfg["sparsities"]:
-                lnp = c.submit(job, {**base, "seed": seed, "method": "lnp", "sparsity": sp}, rows, data_f, dense,
+                lnp = c.submit(job, job_config(cfg, seed, "lnp", sp), rows, data_f, dense,
                                key=f"lnp-{sp}-{seed}", pure=False)
                 futures.append(lnp)
-                futures += [c.submit(job, {**base, "seed": seed, "method": m, "sparsity": sp}, rows, data_f, dense,
+                futures += [c.submit(job, job_config(cfg, seed, m, sp), rows, data_f, dense,
                                      lnp, key=f"{m}-{sp}-{seed}", pure=False) for m in ("random", "activity")]
         for fut in as_completed(futures):
             r = fut.result()
