@@ -20,6 +20,8 @@ def test_paired_tests_against_hand_computed_values():
     from scipy.stats import t as student
     assert t["t_p"] == pytest.approx(2 * student.sf(d_z * np.sqrt(5), 4))
     assert tests(np.array([1.0, -1.0, 2.0, -2.0, 0.5]))["w_p"] > 0.5
+    same = tests(np.full(5, 1 / 240) + np.array([0, 1e-16, 0, -1e-16, 0]))     # equal up to rounding
+    assert np.isnan(same["t_p"]) and np.isnan(same["d_z"])
 
 
 def test_verdict_names_both_baselines_and_the_paired_tests():

@@ -62,7 +62,7 @@ def differences(m, base):
 
 def judge(diff, sign):
     """'better' / 'worse' when the two-sided paired t-test (LNP − base against 0) gives p < 0.05, else 'matches'."""
-    if diff.size < 2 or tests(diff)["t_p"] >= 0.05:
+    if not tests(diff)["t_p"] < 0.05:            # nan (undefined) counts as no evidence
         return "matches"
     return "better" if sign * diff.mean() > 0 else "worse"
 
@@ -72,11 +72,11 @@ def tests(diff):
     Wilcoxon signed-rank test (exact for small samples; with 5 seeds its smallest two-sided p
     is 2/32 = 0.0625), and the effect size Cohen's d_z = mean / sd of the differences."""
     from scipy.stats import ttest_1samp, wilcoxon
-    x = np.asarray(diff, dtype=np.float64)
+    x = np.round(np.asarray(diff, dtype=np.float64), 12)        # equal differences have sd 0, not 1e-15
     sd = x.std(ddof=1) if x.size > 1 else 0.0
-    w_p = wilcoxon(x).pvalue if x.size > 1 and np.any(x != 0) else 1.0
-    return {"t_p": float(ttest_1samp(x, 0.0).pvalue) if x.size > 1 and sd > 0 else 1.0, "w_p": float(w_p),
-            "d_z": float(x.mean() / sd) if sd > 0 else 0.0}
+    if sd == 0:             # one seed, or every seed the same difference: neither test is defined
+        return {"t_p": float("nan"), "w_p": float("nan"), "d_z": float("nan")}
+    return {"t_p": float(ttest_1samp(x, 0.0).pvalue), "w_p": float(wilcoxon(x).pvalue), "d_z": float(x.mean() / sd)}
 
 
 def paired(m):
