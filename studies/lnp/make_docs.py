@@ -199,6 +199,8 @@ def main():
     ap.add_argument("results", nargs="+", help="folders written by studies/lnp/run.py (one per network kind)")
     ap.add_argument("--operating-point", help="folder of studies/lnp/operating_point.py")
     ap.add_argument("--ablation", nargs="+", help="folders of studies/lnp/ablate.py")
+    ap.add_argument("--sparsities", type=float, nargs="+",
+                    help="only these synapse sparsities (and the dense rows): leave out a grid still running")
     args = ap.parse_args()
     from neurocode.io import write_text
     folders = [Path(r) for r in args.results]
@@ -206,6 +208,9 @@ def main():
     spec_df = pd.concat([pd.read_csv(f / "spectra.csv") for f in folders], ignore_index=True)
     tau_df = pd.concat([pd.read_csv(f / "timescales.csv") for f in folders], ignore_index=True)
     cfgs = [json.loads((f / "config.json").read_text()) for f in folders]
+    if args.sparsities:
+        keep = [0.0, *args.sparsities]
+        m, spec_df, tau_df = (d[d["target_sparsity"].round(6).isin(keep)] for d in (m, spec_df, tau_df))
     figs = ROOT / "docs" / "figures"
     figures(m, spec_df, tau_df, figs)
     tab, pair, costs = summary(m), paired(m), cost(m)

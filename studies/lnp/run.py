@@ -44,6 +44,7 @@ Writes ``DIR/metrics.csv`` (one row per network), ``DIR/spectra.csv``, ``DIR/tim
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -303,7 +304,7 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from dask.distributed import as_completed
 
-    from neurocode.cluster import client
+    from neurocode.cluster import client, config_key
     from neurocode.io import write_json
     from tasks import keyword_data
     preset = "quick" if args.quick else args.preset or "full"
@@ -325,17 +326,27 @@ def main():
     with client(args.scheduler, args.workers) as c:
         data_f = c.scatter(data, broadcast=True)
         futures = []
+
+        def submit(method, seed, sp, *deps):
+            """A finished job's row, read here (so the tables are whole from the start), or a future."""
+            conf = job_config(cfg, seed, method, sp)
+            done = Path(rows) / f"{config_key(conf)}.json"
+            if done.is_file():
+                results.append(json.loads(done.read_text()))
+                return results[-1]
+            futures.append(c.submit(job, conf, rows, data_f, *deps, key=f"{method}-{sp}-{seed}", pure=False))
+            return futures[-1]
+
         # per seed: dense, then per sparsity LNP and the baselines at its counts (submission order = priority)
         for seed in cfg["seeds"]:
-            dense = c.submit(job, job_config(cfg, seed, "dense", 0.0), rows, data_f,
-                             key=f"dense-{seed}", pure=False)
-            futures.append(dense)
+            dense = submit("dense", seed, 0.0)
             for sp in cfg["sparsities"]:
-                lnp = c.submit(job, job_config(cfg, seed, "lnp", sp), rows, data_f, dense,
-                               key=f"lnp-{sp}-{seed}", pure=False)
-                futures.append(lnp)
-                futures += [c.submit(job, job_config(cfg, seed, m, sp), rows, data_f, dense,
-                                     lnp, key=f"{m}-{sp}-{seed}", pure=False) for m in ("random", "activity")]
+                lnp = submit("lnp", seed, sp, dense)
+                for m in ("random", "activity"):
+                    submit(m, seed, sp, dense, lnp)
+        log.info("%d jobs finished before, %d to run", len(results), len(futures))
+        if any(x["metrics"]["method"] == "dense" for x in results):
+            write_tables(out, results, cfg)
         for fut in as_completed(futures):
             r = fut.result()
             results.append(r)
