@@ -5,8 +5,9 @@ import pytest
 
 from neurocode.lyapunov.hrsnn import chrsnn, hrsnn
 from neurocode.lyapunov.prune import (activity_prune, betweenness_order, delocalise, effective_resistance,
-                                      ipr, leading_eigenvector, lnp_prune, lyapunov_matrix, noise_prune_synapses,
-                                      optimise_timescales, random_prune, spectral_radius)
+                                      excitatory_neurons, ipr, leading_eigenvector, lnp_prune, lyapunov_matrix,
+                                      noise_prune_synapses, optimise_timescales, random_prune, spectral_radius,
+                                      split_count)
 from neurocode.spec import NetworkSpec
 
 
@@ -202,3 +203,75 @@ def test_cli_rescale_rule_reaches_every_method(tmp_path, capsys):
     assert main(["prune", str(tmp_path / "dense.npz"), "--method", "random", "--keep", "0.5",
                  "--rescale", "inverse-p", "-o", str(tmp_path / "x.npz")]) == 2
     assert "applies to --method lnp only" in capsys.readouterr().err
+
+
+def _inhibitory_share(spec):
+    return float((spec.projection("recurrent").weights < 0).mean())
+
+
+def test_split_count_follows_shares_and_availability():
+    assert split_count(10, [8, 2], [100, 100]).tolist() == [8, 2]
+    assert split_count(7, [8, 2], [100, 100]).tolist() == [6, 1]         # 5.6 / 1.4: largest remainder
+    assert split_count(10, [8, 2], [5, 100]).tolist() == [5, 5]          # a full class passes its rest on
+    with pytest.raises(ValueError, match="cannot keep 11 of 10"):
+        split_count(11, [1, 1], [5, 5])
+
+
+def test_excitatory_neurons_follow_dale_and_refuse_mixed_signs():
+    spec = hrsnn(n=50, p=0.3, frac_exc=0.8, seed=0)
+    assert excitatory_neurons(spec).tolist() == [True] * 40 + [False] * 10
+    w = spec.projection("recurrent").weights
+    w[np.nonzero(spec.projection("recurrent").i == 3)[0][0]] *= -1
+    with pytest.raises(ValueError, match=r"Dale's law.*neuron\(s\) \[3\]"):
+        excitatory_neurons(spec)
+    with pytest.raises(ValueError, match="unknown E/I rule 'both'"):
+        random_prune(hrsnn(n=20, p=0.3, seed=0), 10, 10, ei="both")
+
+
+def test_noise_pruning_separate_keeps_the_dense_ei_ratio_mixed_does_not():
+    spec = hrsnn(n=200, p=0.1, g_inh=4.0, seed=1)
+    proj = spec.projection("recurrent")
+    dense = float((proj.weights < 0).mean())
+    L = np.ones(proj.i.size)
+    keep = int(0.1 * proj.i.size)
+    shares = {}
+    for ei in ("mixed", "separate"):
+        _, _, w = noise_prune_synapses(spec, L, keep, seed=0, ei=ei)
+        shares[ei] = float((w < 0).mean())
+        assert w.size == pytest.approx(keep, abs=3 * np.sqrt(keep))
+    # sampling sd of the share: sqrt(0.2 * 0.8 / 400) = 0.02
+    assert shares["separate"] == pytest.approx(dense, abs=0.06)
+    assert shares["mixed"] > dense + 0.15                                  # the strong inhibitory synapses win
+
+
+def test_lnp_separate_keeps_the_dense_ei_ratio_of_neurons_and_synapses():
+    spec = hrsnn(n=200, p=0.1, seed=2)
+    dense_syn, dense_exc = _inhibitory_share(spec), excitatory_neurons(spec)
+    lam = -np.random.default_rng(0).uniform(5, 50, 200)
+    shares = {}
+    for ei in ("mixed", "separate"):
+        out, _ = lnp_prune(spec, 400, 100, exponents=lam, optimise=False, seed=0, ei=ei)
+        kept = np.array(out.metadata["kept_neurons"])
+        shares[ei] = (_inhibitory_share(out), float((~dense_exc[kept]).mean()))
+    assert shares["separate"][1] == pytest.approx(1 - dense_exc.mean(), abs=0.005)      # 20 of 100 neurons
+    assert shares["separate"][0] == pytest.approx(dense_syn, abs=0.06)
+    assert shares["mixed"][0] > dense_syn + 0.1                                            # 35 % here
+
+
+@pytest.mark.parametrize("method", ["random", "activity"])
+def test_baselines_separate_keep_the_dense_ei_ratio_exactly(method):
+    spec = hrsnn(n=200, p=0.1, seed=3)
+    dense_syn, exc = _inhibitory_share(spec), excitatory_neurons(spec)
+    # activity: inhibitory neurons fire more here, so "mixed" ranks them first
+    rates = np.where(exc, 10.0, 30.0) + np.random.default_rng(0).random(200)
+    prune = {"random": lambda ei: random_prune(spec, 100, 400, seed=0, ei=ei),
+             "activity": lambda ei: activity_prune(spec, 100, 400, rates, ei=ei)}[method]
+    out = prune("separate")
+    kept = np.array(out.metadata["kept_neurons"])
+    assert (~exc[kept]).sum() == 20 and out.projection("recurrent").i.size == 400
+    assert (out.projection("recurrent").weights < 0).sum() == round(400 * dense_syn)
+    mixed = prune("mixed")
+    if method == "random":       # uniform sampling keeps the ratio in expectation only
+        assert _inhibitory_share(mixed) == pytest.approx(dense_syn, abs=0.08)
+    else:                        # |w| x rate favours the 4x stronger, faster inhibitory synapses
+        assert _inhibitory_share(mixed) > dense_syn + 0.2

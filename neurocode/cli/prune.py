@@ -21,6 +21,10 @@ def register(sub):
                         help="weights of the pruned network, for every method: 'radius' (one gain restoring the "
                              "dense spectral radius), 'none' (original weights) or, LNP only, 'inverse-p' (kept "
                              "weights divided by their keep probability); default %(default)s")
+    parser.add_argument("--ei", choices=["mixed", "separate"], default="mixed",
+                        help="excitatory and inhibitory neurons and synapses ranked together ('mixed') or each "
+                             "class on its own at its dense share ('separate'), for every method; "
+                             "default %(default)s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="pruned NetworkSpec (.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
@@ -59,12 +63,12 @@ def run(args):
     keep_syn, keep_n = int(round(args.keep * n_syn)), max(1, int(round(args.keep_neurons * n)))
     if args.method == "lnp":
         out, info = lnp_prune(spec, keep_syn, keep_n, optimise=not args.no_timescales, seed=args.seed,
-                              treatment=args.treatment, rescale=args.rescale)
+                              treatment=args.treatment, rescale=args.rescale, ei=args.ei)
         write_json(Path(args.output).with_suffix(".json"), info)
     elif args.method == "random":
-        out = random_prune(spec, keep_n, keep_syn, seed=args.seed, rescale=args.rescale)
+        out = random_prune(spec, keep_n, keep_syn, seed=args.seed, rescale=args.rescale, ei=args.ei)
     else:
-        out = activity_prune(spec, keep_n, keep_syn, load_rates(args.rates), rescale=args.rescale)
+        out = activity_prune(spec, keep_n, keep_syn, load_rates(args.rates), rescale=args.rescale, ei=args.ei)
     out.save(args.output)
     print(f"{args.method}: {out.populations['hrsnn'].size}/{n} neurons, "
           f"{out.projection('recurrent').i.size}/{n_syn} synapses -> {args.output}")

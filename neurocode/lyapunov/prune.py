@@ -31,6 +31,20 @@ Baselines at equal numbers of neurons and synapses: **random** (uniform neurons,
 uniform synapses) and **activity** (of the dense network run on the task input: the most
 active neurons, then the synapses of largest ``|w| x presynaptic rate``).
 
+**Excitatory and inhibitory kept apart** (``ei=``, the same rule for all three methods).
+With ``"mixed"`` (default; the paper's description) neurons and synapses of both signs
+compete in one ranking or one sampling. Inhibitory synapses are the stronger ones
+(``g_inh`` times), so ``|w|`` in LNP's keep probability, distance ``1/|w|`` in its
+betweenness and ``|w| x rate`` in activity pruning all favour them (LNP kept 44-55 %
+inhibitory synapses against the dense 20 %); uniform random pruning keeps the dense
+ratio only in expectation. With ``"separate"`` excitatory and inhibitory neurons
+(Dale's law: the sign of a neuron's outgoing weights, :func:`excitatory_neurons`) and
+synapses are ranked or sampled within their own class, each class keeping its dense
+share of the count (:func:`split_count`): LNP's step 2 solves for one ``rho`` per class
+so that each class keeps the target fraction of its synapses, step 3 ranks each class
+by betweenness; random pruning draws each class uniformly; activity pruning ranks each
+class by rate and by ``|w| x rate``.
+
 **Weight rescaling** (``rescale=``, the same rule for all three methods). A pruned network
 keeps 5-25 % of the synapses; with their original weights its recurrent input shrinks,
 and ``w / p_ij`` scales each kept synapse by its own factor (2.5x on average at 90 %
@@ -105,6 +119,50 @@ def _check_counts(spec, keep_neurons, keep_synapses):
 
 
 RESCALE_RULES = ("radius", "none")
+EI_RULES = ("mixed", "separate")
+
+
+def _check_ei(ei):
+    if ei not in EI_RULES:
+        raise ValueError(f"unknown E/I rule {ei!r}; choose one of {list(EI_RULES)}")
+
+
+def excitatory_neurons(spec):
+    """Boolean (n,): True for excitatory neurons, from the sign of their outgoing recurrent
+    weights (Dale's law); a neuron without outgoing synapses counts as excitatory.
+
+    Raises ``NetworkSpecError`` when a neuron has outgoing weights of both signs.
+    """
+    pop, proj = _parts(spec)
+    pos = np.bincount(proj.i, proj.weights > 0, minlength=pop.size)
+    neg = np.bincount(proj.i, proj.weights < 0, minlength=pop.size)
+    mixed = np.nonzero((pos > 0) & (neg > 0))[0]
+    if mixed.size:
+        raise NetworkSpecError(f"ei='separate' needs Dale's law (one sign per source neuron); neuron(s) "
+                               f"{mixed[:5].tolist()} have outgoing weights of both signs")
+    return neg == 0
+
+
+def split_count(total, shares, available):
+    """Split ``total`` over classes in proportion to ``shares`` (rounded), capped by
+    ``available`` per class; what a class cannot take goes to the others. Returns int array."""
+    shares = np.asarray(shares, dtype=np.float64)
+    available = np.asarray(available, dtype=np.int64)
+    if total > available.sum():
+        raise ValueError(f"cannot keep {total} of {int(available.sum())}")
+    want = np.floor(total * shares / shares.sum()).astype(np.int64)
+    rest = np.argsort(-(total * shares / shares.sum() - want), kind="stable")
+    want[rest[: total - want.sum()]] += 1
+    want = np.minimum(want, available)
+    while want.sum() < total:
+        room = available - want
+        want[np.argmax(room)] += min(room.max(), total - want.sum())
+    return want
+
+
+def _top_by_class(order, classes, counts):
+    """The first ``counts[c]`` items of ``order`` (a ranking) within each class ``c`` of ``classes``."""
+    return np.concatenate([order[classes[order] == c][: counts[c]] for c in range(len(counts))])
 
 
 def spectral_radius(spec):
@@ -127,36 +185,65 @@ def rescale_weights(out, dense, rule="radius"):
     return float(gain)
 
 
-def random_prune(spec, keep_neurons, keep_synapses, seed=0, rescale="radius"):
+def random_prune(spec, keep_neurons, keep_synapses, seed=0, rescale="radius", ei="mixed"):
     """Uniformly random neurons, then uniformly random synapses among them; ``rescale``: a
-    rule of :func:`rescale_weights`."""
+    rule of :func:`rescale_weights`; ``ei``: ``"mixed"`` or ``"separate"`` (each class
+    drawn on its own at its dense share, see the module docstring)."""
     _check_counts(spec, keep_neurons, keep_synapses)
+    _check_ei(ei)
     pop, proj = _parts(spec)
     rng = np.random.default_rng(seed)
-    neurons = rng.choice(pop.size, keep_neurons, replace=False)
+    if ei == "mixed":
+        neurons = rng.choice(pop.size, keep_neurons, replace=False)
+    else:
+        exc = excitatory_neurons(spec)
+        cls = (~exc).astype(np.int64)
+        counts = split_count(keep_neurons, np.bincount(cls, minlength=2), np.bincount(cls, minlength=2))
+        neurons = _top_by_class(rng.permutation(pop.size), cls, counts)
     inside = np.isin(proj.i, neurons) & np.isin(proj.j, neurons)
     idx = np.nonzero(inside)[0]
-    idx = rng.choice(idx, min(keep_synapses, idx.size), replace=False)
+    n = min(keep_synapses, idx.size)
+    if ei == "mixed":
+        idx = rng.choice(idx, n, replace=False)
+    else:
+        cls = (proj.weights < 0).astype(np.int64)
+        counts = split_count(n, np.bincount(cls, minlength=2), np.bincount(cls[idx], minlength=2))
+        idx = _top_by_class(rng.permutation(idx), cls, counts)
     out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="random")
     rescale_weights(out, spec, rescale)
     return out
 
 
-def activity_prune(spec, keep_neurons, keep_synapses, rates, rescale="radius"):
+def activity_prune(spec, keep_neurons, keep_synapses, rates, rescale="radius", ei="mixed"):
     """Most active neurons, then synapses of largest ``|w| * rate(pre)`` among them.
 
     ``rates`` (Hz, shape (n,)) come from the dense network run on the task input;
-    ``rescale``: a rule of :func:`rescale_weights`.
+    ``rescale``: a rule of :func:`rescale_weights`; ``ei``: ``"mixed"`` or ``"separate"``
+    (each class ranked on its own and kept at its dense share, see the module docstring).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
+    _check_ei(ei)
     pop, proj = _parts(spec)
     rates = np.asarray(rates, dtype=np.float64)
     if rates.shape != (pop.size,):
         raise ValueError(f"rates must have shape ({pop.size},), got {rates.shape}")
-    neurons = np.argsort(-rates, kind="stable")[:keep_neurons]
+    order = np.argsort(-rates, kind="stable")
+    if ei == "mixed":
+        neurons = order[:keep_neurons]
+    else:
+        cls = (~excitatory_neurons(spec)).astype(np.int64)
+        counts = np.bincount(cls, minlength=2)
+        neurons = _top_by_class(order, cls, split_count(keep_neurons, counts, counts))
     inside = np.nonzero(np.isin(proj.i, neurons) & np.isin(proj.j, neurons))[0]
     score = np.abs(proj.weights[inside]) * rates[proj.i[inside]]
-    idx = inside[np.argsort(-score, kind="stable")[:keep_synapses]]
+    ranked = inside[np.argsort(-score, kind="stable")]
+    if ei == "mixed":
+        idx = ranked[:keep_synapses]
+    else:
+        cls = (proj.weights < 0).astype(np.int64)
+        counts = split_count(min(keep_synapses, inside.size), np.bincount(cls, minlength=2),
+                             np.bincount(cls[inside], minlength=2))
+        idx = _top_by_class(ranked, cls, counts)
     out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="activity")
     rescale_weights(out, spec, rescale)
     return out
@@ -225,23 +312,39 @@ def effective_resistance(n, i, j, w):
     return d[i] + d[j] - 2 * Lp[i, j]
 
 
-def noise_prune_synapses(spec, L, keep_synapses, seed=0, rescale=False):
+def keep_probabilities(score, expected):
+    """``p = min(1, rho * score)`` with ``rho`` found by bisection so that ``sum(p) == expected``."""
+    if expected <= 0:
+        return np.zeros_like(score)
+    lo, hi = 0.0, 1.0
+    while np.minimum(1, hi * score).sum() < expected:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.minimum(1, mid * score).sum() < expected else (lo, mid)
+    return np.minimum(1.0, hi * score)
+
+
+def noise_prune_synapses(spec, L, keep_synapses, seed=0, rescale=False, ei="mixed"):
     """Step 2: spectral sparsification with keep-probabilities; returns (i, j, w) kept.
 
     With ``rescale`` kept weights are divided by their keep probability (the sparse graph
     equals the dense one in expectation); by default they keep their values (a global gain
     is applied later by :func:`lnp_prune`; see "Weight rescaling" in the module docstring).
+    ``ei="separate"``: excitatory (``w > 0``) and inhibitory synapses get their own ``rho``,
+    each class keeping ``keep_synapses`` times its dense share in expectation.
     """
+    _check_ei(ei)
     pop, proj = _parts(spec)
     R = effective_resistance(pop.size, proj.i, proj.j, proj.weights)
     score = np.abs(proj.weights) * np.maximum(R, 0) / L
-    lo, hi = 0.0, 1.0
-    while np.minimum(1, hi * score).sum() < keep_synapses:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if np.minimum(1, mid * score).sum() < keep_synapses else (lo, mid)
-    p = np.minimum(1.0, hi * score)
+    if ei == "mixed":
+        p = keep_probabilities(score, keep_synapses)
+    else:
+        p = np.zeros_like(score)
+        share = keep_synapses / max(proj.i.size, 1)
+        for cls in (proj.weights > 0, proj.weights < 0):
+            p[cls] = keep_probabilities(score[cls], share * cls.sum())
     rng = np.random.default_rng(seed)
     kept = rng.random(p.size) < p
     return proj.i[kept], proj.j[kept], proj.weights[kept] / (p[kept] if rescale else 1.0)
@@ -337,7 +440,7 @@ def optimise_timescales(spec, candidates=4, t_sim=0.1, seed=0, drive_rate=2000.0
 
 
 def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.01, optimise=True,
-              seed=0, treatment="exact", rescale="radius", nodes="betweenness", **exponent_kw):
+              seed=0, treatment="exact", rescale="radius", nodes="betweenness", ei="mixed", **exponent_kw):
     """The five LNP steps; returns ``(pruned spec, info dict)``.
 
     ``keep_synapses`` is the number kept by noise pruning (before node pruning removes the
@@ -347,23 +450,31 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     uses at a 1 ms step, where the exact treatment's first-order error is large).
     ``rescale``: ``"radius"`` (default), ``"none"`` or ``"inverse-p"`` (see "Weight
     rescaling" above). ``nodes="random"`` replaces step 3's
-    betweenness ranking by uniformly random neurons (an ablation).
+    betweenness ranking by uniformly random neurons (an ablation). ``ei``: ``"mixed"`` (default) or
+    ``"separate"``: steps 2 and 3 keep excitatory and inhibitory synapses and neurons at
+    their dense shares (module docstring).
     """
     _check_counts(spec, keep_neurons, keep_synapses)
+    _check_ei(ei)
     if rescale not in (*RESCALE_RULES, "inverse-p"):
         raise ValueError(f"unknown rescale rule {rescale!r}; choose one of {[*RESCALE_RULES, 'inverse-p']}")
     pop, proj = _parts(spec)
     if exponents is None:
         exponents = neuron_exponents(spec, seed=seed, treatment=treatment, **exponent_kw)
     L = lyapunov_matrix(spec, exponents)
-    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale == "inverse-p")
+    i, j, w = noise_prune_synapses(spec, L, keep_synapses, seed=seed, rescale=rescale == "inverse-p", ei=ei)
     if nodes not in ("betweenness", "random"):
         raise ValueError(f"unknown node rule {nodes!r}; choose 'betweenness' or 'random'")
     if nodes == "betweenness":
         order, _ = betweenness_order(pop.size, i, j, w, seed=seed, samples=100)
     else:
         order = np.random.default_rng(seed).permutation(pop.size)
-    neurons = np.sort(order[pop.size - keep_neurons:])
+    if ei == "mixed":
+        neurons = np.sort(order[pop.size - keep_neurons:])
+    else:
+        cls = (~excitatory_neurons(spec)).astype(np.int64)
+        counts = np.bincount(cls, minlength=2)
+        neurons = np.sort(_top_by_class(order[::-1], cls, split_count(keep_neurons, counts, counts)))
     tmp = subnetwork(spec, neurons, i, j, w, method="lnp")
     sub = tmp.projection(PROJ)
     i2, j2, w2 = delocalise(keep_neurons, sub.i, sub.j, sub.weights, add_fraction, seed=seed)
