@@ -42,6 +42,8 @@ import math
 import numpy as np
 import torch
 
+from neurocode.torch.ttfs import feedforward_spec
+
 #: The model name written into a NetworkSpec's metadata.
 MODEL = "ConstantSlopeNetwork"
 
@@ -189,28 +191,18 @@ class ConstantSlopeNetwork(torch.nn.Module):
         each neuron's ``t_open``, ``t_end`` (seconds after the trial's start) and input window
         ``t_in`` are its layer's, and its bias is the current ``i_bias = b tau_s / t_in``.
         """
-        from neurocode.spec import Encoding, NetworkSpec, Projection, Readout
-
-        names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
-        spec = NetworkSpec(dt=dt, seed=seed)
-        spec.add_input(names[0], self.sizes[0])
         starts = [0.0] + self.opens[:-1]
-        for k, name in enumerate(names[1:]):
-            size, length = self.sizes[k + 1], self.opens[k] - starts[k]
-            bias = self.biases[k].detach().cpu().double().numpy() / length
-            spec.add_population(name, "ttfs_slope", size, v_th=np.full(size, self.v_th), rho=np.ones(size),
-                                tau_s=np.full(size, tau_s), i_bias=bias, t_in=np.full(size, length * tau_s),
-                                t_open=np.full(size, self.opens[k] * tau_s),
-                                t_end=np.full(size, self.windows[k] * tau_s))
-        for k, w in enumerate(self.weights):
-            spec.add_projection(Projection.from_dense(names[k], names[k + 1], w.detach().cpu().double().numpy()))
-        spec.metadata.update({"model": MODEL, "sizes": self.sizes, "tau_s": tau_s, "t_input": self.t_input * tau_s,
-                              "window": self.window * tau_s, "out_margin": self.out_margin * tau_s,
-                              "windows": [t * tau_s for t in self.windows], "opens": [a * tau_s for a in self.opens],
-                              "encoding": "t = t_input * (1 - x)"})
-        spec.encoding = Encoding("latency", names[0], t_input=self.t_input * tau_s)
-        spec.readout = Readout("first_spike", names[-1])
-        return spec
+        layers = []
+        for k, n in enumerate(self.sizes[1:]):
+            length = self.opens[k] - starts[k]
+            layers.append({"v_th": np.full(n, self.v_th), "rho": np.ones(n), "tau_s": np.full(n, tau_s),
+                           "i_bias": self.biases[k].detach().cpu().double().numpy() / length,
+                           "t_in": np.full(n, length * tau_s), "t_open": np.full(n, self.opens[k] * tau_s),
+                           "t_end": np.full(n, self.windows[k] * tau_s)})
+        return feedforward_spec("ttfs_slope", self.sizes, self.weights, layers, self.t_input, tau_s, dt, seed,
+                                {"model": MODEL, "window": self.window * tau_s, "out_margin": self.out_margin * tau_s,
+                                 "windows": [t * tau_s for t in self.windows],
+                                 "opens": [a * tau_s for a in self.opens]}, names)
 
     @classmethod
     def from_spec(cls, spec):

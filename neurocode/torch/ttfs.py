@@ -293,6 +293,30 @@ def spike_counts(t_out, t_end):
     return t_out < t_end
 
 
+def feedforward_spec(card, sizes, weights, layer_params, t_input, tau_s, dt, seed, metadata, names=None):
+    """The :class:`~neurocode.spec.NetworkSpec` of a feed-forward TTFS network (SI units).
+
+    An input population ``in`` (latency-encoded, ``t = t_input (1 - x)``) feeds populations
+    ``hidden1 ... hiddenN`` and ``out`` of ``card``, each with its ``layer_params`` (arrays
+    per neuron), through dense projections of ``weights``; the answer is the first output
+    spike. ``t_input`` is in units of ``tau_s`` (s); ``metadata`` is added to the spec's.
+    """
+    from neurocode.spec import Encoding, NetworkSpec, Projection, Readout
+
+    names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(sizes) - 2)] + ["out"])
+    spec = NetworkSpec(dt=dt, seed=seed)
+    spec.add_input(names[0], sizes[0])
+    for name, size, params in zip(names[1:], sizes[1:], layer_params):
+        spec.add_population(name, card, size, **params)
+    for k, w in enumerate(weights):
+        spec.add_projection(Projection.from_dense(names[k], names[k + 1], w.detach().cpu().double().numpy()))
+    spec.metadata.update({**metadata, "sizes": list(sizes), "tau_s": tau_s, "t_input": t_input * tau_s,
+                          "encoding": "t = t_input * (1 - x)"})
+    spec.encoding = Encoding("latency", names[0], t_input=t_input * tau_s)
+    spec.readout = Readout("first_spike", names[-1])
+    return spec
+
+
 class TTFSNetwork(torch.nn.Module):
     """A feed-forward TTFS network (e.g. 784-400-10) with exact spike-time gradients.
 
@@ -372,23 +396,11 @@ class TTFSNetwork(torch.nn.Module):
         parameter, so the card fires silent neurons there as this layer does; the windows
         and the silent-neuron rule are also recorded in ``metadata``.
         """
-        from neurocode.spec import Encoding, NetworkSpec, Projection, Readout
-
-        names = names or (["in"] + [f"hidden{k + 1}" for k in range(len(self.sizes) - 2)] + ["out"])
-        spec = NetworkSpec(dt=dt, seed=seed)
-        spec.add_input(names[0], self.sizes[0])
-        for name, size, t_end in zip(names[1:], self.sizes[1:], self.windows):
-            spec.add_population(name, "ttfs", size, v_th=np.full(size, self.v_th),
-                                tau_s=np.full(size, tau_s), t_end=np.full(size, t_end * tau_s))
-        for k, w in enumerate(self.weights):
-            spec.add_projection(Projection.from_dense(names[k], names[k + 1], w.detach().cpu().double().numpy()))
-        spec.metadata.update({"model": "TTFSNetwork", "sizes": self.sizes, "tau_s": tau_s,
-                              "t_input": self.t_input * tau_s, "window": self.window * tau_s,
-                              "windows": [t * tau_s for t in self.windows], "non_firing": NON_FIRING,
-                              "encoding": "t = t_input * (1 - x)"})
-        spec.encoding = Encoding("latency", names[0], t_input=self.t_input * tau_s)
-        spec.readout = Readout("first_spike", names[-1])
-        return spec
+        layers = [{"v_th": np.full(n, self.v_th), "tau_s": np.full(n, tau_s), "t_end": np.full(n, t_end * tau_s)}
+                  for n, t_end in zip(self.sizes[1:], self.windows)]
+        return feedforward_spec("ttfs", self.sizes, self.weights, layers, self.t_input, tau_s, dt, seed,
+                                {"model": "TTFSNetwork", "window": self.window * tau_s,
+                                 "windows": [t * tau_s for t in self.windows], "non_firing": NON_FIRING}, names)
 
     @classmethod
     def from_spec(cls, spec):
