@@ -1,5 +1,6 @@
 """The SSR study's grid and its targets table (studies/ssr)."""
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,14 +10,18 @@ import pytest
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "ssr"
 
 
+def _load(name):
+    """A study script as a module of its own name (other studies also have a ``run.py``)."""
+    spec = importlib.util.spec_from_file_location(f"ssr_study_{name}", STUDY / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture()
 def study(monkeypatch):
-    monkeypatch.syspath_prepend(str(STUDY))
-    import make_docs
-    import run
-    yield run, make_docs
-    for name in ("run", "make_docs"):
-        sys.modules.pop(name, None)
+    monkeypatch.setattr(sys, "path", list(sys.path))        # make_docs puts its folder on sys.path
+    return _load("run"), _load("make_docs")
 
 
 def test_grid_has_the_membrane_baseline_at_three_v_hat(study):
