@@ -165,6 +165,20 @@ def _top_by_class(order, classes, counts):
     return np.concatenate([order[classes[order] == c][: counts[c]] for c in range(len(counts))])
 
 
+def _neurons_by_class(spec, order, keep):
+    """The first ``keep`` neurons of the ranking ``order``, each class (E, I) at its dense share."""
+    cls = (~excitatory_neurons(spec)).astype(np.int64)
+    counts = np.bincount(cls, minlength=2)
+    return _top_by_class(order, cls, split_count(keep, counts, counts))
+
+
+def _synapses_by_class(proj, ranked, keep):
+    """The first ``keep`` synapses (indices) of the ranking ``ranked``, each sign at its dense share."""
+    cls = (proj.weights < 0).astype(np.int64)
+    counts = split_count(min(keep, ranked.size), np.bincount(cls, minlength=2), np.bincount(cls[ranked], minlength=2))
+    return _top_by_class(ranked, cls, counts)
+
+
 def spectral_radius(spec):
     """Largest eigenvalue modulus of the recurrent weight matrix (SI units of the weights)."""
     return float(np.abs(np.linalg.eigvals(dense_weights(spec))).max()) if spec.projection(PROJ).i.size else 0.0
@@ -196,19 +210,14 @@ def random_prune(spec, keep_neurons, keep_synapses, seed=0, rescale="radius", ei
     if ei == "mixed":
         neurons = rng.choice(pop.size, keep_neurons, replace=False)
     else:
-        exc = excitatory_neurons(spec)
-        cls = (~exc).astype(np.int64)
-        counts = split_count(keep_neurons, np.bincount(cls, minlength=2), np.bincount(cls, minlength=2))
-        neurons = _top_by_class(rng.permutation(pop.size), cls, counts)
+        neurons = _neurons_by_class(spec, rng.permutation(pop.size), keep_neurons)
     inside = np.isin(proj.i, neurons) & np.isin(proj.j, neurons)
     idx = np.nonzero(inside)[0]
     n = min(keep_synapses, idx.size)
     if ei == "mixed":
         idx = rng.choice(idx, n, replace=False)
     else:
-        cls = (proj.weights < 0).astype(np.int64)
-        counts = split_count(n, np.bincount(cls, minlength=2), np.bincount(cls[idx], minlength=2))
-        idx = _top_by_class(rng.permutation(idx), cls, counts)
+        idx = _synapses_by_class(proj, rng.permutation(idx), n)
     out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="random")
     rescale_weights(out, spec, rescale)
     return out
@@ -231,19 +240,14 @@ def activity_prune(spec, keep_neurons, keep_synapses, rates, rescale="radius", e
     if ei == "mixed":
         neurons = order[:keep_neurons]
     else:
-        cls = (~excitatory_neurons(spec)).astype(np.int64)
-        counts = np.bincount(cls, minlength=2)
-        neurons = _top_by_class(order, cls, split_count(keep_neurons, counts, counts))
+        neurons = _neurons_by_class(spec, order, keep_neurons)
     inside = np.nonzero(np.isin(proj.i, neurons) & np.isin(proj.j, neurons))[0]
     score = np.abs(proj.weights[inside]) * rates[proj.i[inside]]
     ranked = inside[np.argsort(-score, kind="stable")]
     if ei == "mixed":
         idx = ranked[:keep_synapses]
     else:
-        cls = (proj.weights < 0).astype(np.int64)
-        counts = split_count(min(keep_synapses, inside.size), np.bincount(cls, minlength=2),
-                             np.bincount(cls[inside], minlength=2))
-        idx = _top_by_class(ranked, cls, counts)
+        idx = _synapses_by_class(proj, ranked, keep_synapses)
     out = subnetwork(spec, neurons, proj.i[idx], proj.j[idx], proj.weights[idx], method="activity")
     rescale_weights(out, spec, rescale)
     return out
@@ -472,9 +476,7 @@ def lnp_prune(spec, keep_synapses, keep_neurons, exponents=None, add_fraction=0.
     if ei == "mixed":
         neurons = np.sort(order[pop.size - keep_neurons:])
     else:
-        cls = (~excitatory_neurons(spec)).astype(np.int64)
-        counts = np.bincount(cls, minlength=2)
-        neurons = np.sort(_top_by_class(order[::-1], cls, split_count(keep_neurons, counts, counts)))
+        neurons = np.sort(_neurons_by_class(spec, order[::-1], keep_neurons))
     tmp = subnetwork(spec, neurons, i, j, w, method="lnp")
     sub = tmp.projection(PROJ)
     i2, j2, w2 = delocalise(keep_neurons, sub.i, sub.j, sub.weights, add_fraction, seed=seed)
