@@ -133,6 +133,27 @@ def _write_metrics(run_dir, history):
 
 
 # -- the loop ------------------------------------------------------------------------------
+class _Shuffled:
+    """Fixed ``(x, y)`` as a stream: epoch ``e`` draws its batches from a permutation seeded by ``(seed, e)``."""
+
+    def __init__(self, x, y, batch_size, seed):
+        if len(x) == 0 or len(y) != len(x):
+            raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.steps_per_epoch = (len(x) + batch_size - 1) // batch_size
+        self._epoch, self._order = None, None
+
+    def __len__(self):
+        return len(self.x)
+
+    def draw(self, epoch, step):
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(len(self.x)))
+        idx = self._order[step * self.batch_size:(step + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+
 def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0, batch_size=128,
         resume=True, checkpoint_every=200, device=None, progress=True, stop_after_steps=None, lr_decay=1.0):
     """Train ``model`` for ``epochs`` epochs with checkpoints and exact resume.
@@ -145,8 +166,9 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
         averaged over the epoch into the metrics (``train_<name>``).
     train_data : tuple of Tensor, or a stream
         ``(x, y)`` with the samples along dimension 0 (kept on the CPU; batches move to
-        ``device``), or a stream of fresh batches: an object with ``steps_per_epoch`` (int) and
-        ``draw(epoch, step) -> (x, y)`` that returns the same batch for the same arguments.
+        ``device``), or a stream of fresh batches: an object with ``steps_per_epoch`` (int),
+        ``len`` (examples per epoch) and ``draw(epoch, step) -> (x, y)`` that returns the same
+        batch for the same arguments.
     eval_fn : callable or None
         ``eval_fn(model) -> dict`` of metrics, called after each epoch.
     run_dir : str or Path
@@ -176,17 +198,10 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / CHECKPOINT
-    stream = train_data if callable(getattr(train_data, "draw", None)) else None
-    if stream is not None:
-        steps_per_epoch = int(stream.steps_per_epoch)
-        if steps_per_epoch < 1:
-            raise DatasetError(f"a fresh-data stream needs steps_per_epoch >= 1, got {steps_per_epoch}")
-    else:
-        x, y = train_data
-        n = len(x)
-        if n == 0 or len(y) != n:
-            raise DatasetError(f"train_data must be (x, y) with the same non-zero length, got {len(x)} and {len(y)}")
-        steps_per_epoch = (n + batch_size - 1) // batch_size
+    data = train_data if callable(getattr(train_data, "draw", None)) else _Shuffled(*train_data, batch_size, seed)
+    steps_per_epoch, n = int(data.steps_per_epoch), len(data)
+    if steps_per_epoch < 1:
+        raise DatasetError(f"a fresh-data stream needs steps_per_epoch >= 1, got {steps_per_epoch}")
     state = {"epoch": 0, "step": 0, "history": [], "sums": {}, "seed": seed, "wall_s": 0.0}
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, model, optimizer, map_location=device or "cpu")
@@ -197,8 +212,6 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
     ran = 0
     while state["epoch"] < epochs:
         epoch = state["epoch"]
-        if stream is None:
-            order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
         for group in optimizer.param_groups:   # "initial_lr" travels with the optimizer's checkpoint
             group["lr"] = group.setdefault("initial_lr", group["lr"]) * lr_decay ** epoch
         model.train()
@@ -206,11 +219,7 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                    disable=not progress, leave=False)
         t0 = time.time()
         while state["step"] < steps_per_epoch:
-            if stream is None:
-                idx = order[state["step"] * batch_size:(state["step"] + 1) * batch_size]
-                xb, yb = x[idx], y[idx]
-            else:
-                xb, yb = stream.draw(epoch, state["step"])
+            xb, yb = data.draw(epoch, state["step"])
             if device is not None:
                 xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -223,7 +232,6 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
             parts = {"loss": float(loss.detach()), **parts}
             for key, value in parts.items():
                 state["sums"][key] = state["sums"].get(key, 0.0) + value * len(yb)
-            state["seen"] = state.get("seen", 0) + len(yb)     # examples this epoch (streams)
             state["step"] += 1
             ran += 1
             bar.update(1)
@@ -240,15 +248,14 @@ def fit(model, loss_fn, train_data, eval_fn, run_dir, epochs, optimizer, seed=0,
                 return state["history"]
         bar.close()
         state["wall_s"] += time.time() - t0
-        seen = n if stream is None else state["seen"]
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-               **{f"train_{k}": v / seen for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
+               **{f"train_{k}": v / n for k, v in state["sums"].items()}, "wall_s": state["wall_s"]}
         if eval_fn is not None:
             model.eval()
             with torch.no_grad():
                 row.update(eval_fn(model))
         state["history"].append(row)
-        state.update(epoch=epoch + 1, step=0, sums={}, seen=0, wall_s=0.0)
+        state.update(epoch=epoch + 1, step=0, sums={}, wall_s=0.0)
         save_checkpoint(ckpt, model, optimizer, state)
         _write_metrics(run_dir, state["history"])
         log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
